@@ -1,0 +1,110 @@
+package bus
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Publisher is the one writer of a stream.
+type Publisher struct {
+	s       *Stream
+	mu      sync.Mutex
+	tracks  []*Track
+	resumed bool
+	// shift is added to every timestamp of a resumed publisher; shiftSet tells whether it
+	// was computed (on the first unit).
+	shift    time.Duration
+	shiftSet bool
+	closed   atomic.Bool
+}
+
+// Stream returns the stream the publisher feeds.
+func (p *Publisher) Stream() *Stream { return p.s }
+
+// Tracks returns the tracks the stream uses for this publisher, indexed like the tracks
+// given to Publish. A unit's Track must be one of them (or one installed by SetTrack).
+func (p *Publisher) Tracks() []*Track {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]*Track(nil), p.tracks...)
+}
+
+// Track returns the current track with the given index, or nil.
+func (p *Publisher) Track(index int) *Track {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if index < 0 || index >= len(p.tracks) {
+		return nil
+	}
+	return p.tracks[index]
+}
+
+// SetTrack installs new parameters for the track with t.Index. Later units must point to t.
+func (p *Publisher) SetTrack(t *Track) {
+	if p.closed.Load() {
+		return
+	}
+	p.mu.Lock()
+	if t.Index < 0 || t.Index >= len(p.tracks) {
+		p.mu.Unlock()
+		return
+	}
+	p.tracks[t.Index] = t
+	p.mu.Unlock()
+	s := p.s
+	s.mu.Lock()
+	if s.publisher != p {
+		s.mu.Unlock()
+		return
+	}
+	s.tracks[t.Index] = t
+	if t.Codec.IsVideo() {
+		s.hasVideo.Store(true)
+	}
+	s.mu.Unlock()
+	s.hub.ev.emit(Event{Type: EventTracksChanged, Stream: s, Time: s.hub.cfg.Now()})
+}
+
+// Write hands u to the bus. It never blocks on readers. The bus takes ownership of u: the
+// caller must not modify it afterwards (the bus itself may shift its timestamps once, before
+// any reader sees it, when the publisher resumed a stream). Write after Close is a no-op.
+func (p *Publisher) Write(u *Unit) {
+	if p.closed.Load() {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.s
+	if !p.shiftSet {
+		p.shiftSet = true
+		if p.resumed {
+			s.mu.Lock()
+			last, lastAt := s.lastDTS, s.lastArrival
+			s.mu.Unlock()
+			gap := u.Arrival.Sub(lastAt)
+			if lastAt.IsZero() || gap < 0 {
+				gap = 0
+			}
+			p.shift = last + gap - u.DTS
+		}
+	}
+	if p.shift != 0 {
+		u.PTS += p.shift
+		u.DTS += p.shift
+	}
+	s.write(u)
+	if u.Track.Codec.IsVideo() || !s.hasVideo.Load() {
+		s.mu.Lock()
+		s.lastDTS, s.lastArrival = u.DTS, u.Arrival
+		s.mu.Unlock()
+	}
+}
+
+// Close ends the publishing; the stream enters its reconnect grace. Safe to call twice.
+func (p *Publisher) Close() {
+	if p.closed.Swap(true) {
+		return
+	}
+	p.s.unpublish(p)
+}
