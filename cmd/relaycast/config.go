@@ -1,0 +1,155 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// options holds every setting of `relaycast serve`. Each field is a flag, an environment
+// variable RELAYCAST_<FLAG_NAME> and a key of the optional YAML file given by --config;
+// a flag beats the environment, which beats the file, which beats the default.
+type options struct {
+	Config           string
+	DataDir          string
+	HTTPAddr         string
+	RTMPAddr         string
+	RTMPSAddr        string
+	RTSPAddr         string
+	RTSPSAddr        string
+	WebRTCAddr       string
+	PublicURL        string
+	TLSCert          string
+	TLSKey           string
+	SecretKey        string
+	LogFormat        string
+	LogLevel         string
+	CORS             bool
+	RTMPPlainEnabled bool
+	RTMPPlainKeys    bool
+	HLSVariant       string
+	ReconnectGrace   time.Duration
+}
+
+// newFlagSet declares the flags of `relaycast serve` on o, with their defaults.
+func newFlagSet(o *options) *flag.FlagSet {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.StringVar(&o.Config, "config", "", "optional YAML file whose keys are these flag names")
+	fs.StringVar(&o.DataDir, "data-dir", "./data", "directory for the database, keys, certificates and recordings")
+	fs.StringVar(&o.HTTPAddr, "http-addr", ":8080", "HTTP listener: API, HLS, WHIP/WHEP, web UI, metrics (empty: off)")
+	fs.StringVar(&o.RTMPAddr, "rtmp-addr", ":1935", "plain RTMP ingest listener (empty: off)")
+	fs.StringVar(&o.RTMPSAddr, "rtmps-addr", ":1936", "RTMPS ingest listener (empty: off)")
+	fs.StringVar(&o.RTSPAddr, "rtsp-addr", ":8554", "RTSP listener (not available yet)")
+	fs.StringVar(&o.RTSPSAddr, "rtsps-addr", ":8322", "RTSPS listener (not available yet)")
+	fs.StringVar(&o.WebRTCAddr, "webrtc-addr", ":8189", "WebRTC ICE UDP/TCP port (not available yet)")
+	fs.StringVar(&o.PublicURL, "public-url", "", "base URL of the playback URLs the API returns (default: http://<http-addr host or localhost>:<port>)")
+	fs.StringVar(&o.TLSCert, "tls-cert", "", "PEM certificate for RTMPS (default: self-signed, generated into the data dir)")
+	fs.StringVar(&o.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
+	fs.StringVar(&o.SecretKey, "secret-key", "", "master key for encryption at rest and token signing (default: generated once into the data dir)")
+	fs.StringVar(&o.LogFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.BoolVar(&o.CORS, "cors", false, "allow cross-origin API requests")
+	fs.BoolVar(&o.RTMPPlainEnabled, "rtmp-plain-enabled", true, "accept plain (unencrypted) RTMP publishing at all")
+	fs.BoolVar(&o.RTMPPlainKeys, "rtmp-plain-keys", true, "plain RTMP accepts the permanent stream key (false: only single-use rtmp_ tokens)")
+	fs.StringVar(&o.HLSVariant, "hls-variant", "lowlatency", "HLS variant: lowlatency, fmp4 or mpegts")
+	fs.DurationVar(&o.ReconnectGrace, "reconnect-grace", 30*time.Second, "how long a stream whose publisher dropped waits for it to come back")
+	return fs
+}
+
+// envName returns the environment variable of a flag: --rtmp-addr is RELAYCAST_RTMP_ADDR.
+func envName(flagName string) string {
+	return "RELAYCAST_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseOptions parses args, then fills every flag not given on the command line from the
+// environment (lookupEnv is os.LookupEnv outside tests; a variable set to "" counts, so
+// that RELAYCAST_RTMP_ADDR= turns that listener off), then from the YAML file.
+func parseOptions(args []string, lookupEnv func(string) (string, bool)) (*options, error) {
+	o := &options{}
+	fs := newFlagSet(o)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["config"] {
+		if v, ok := lookupEnv(envName("config")); ok && v != "" {
+			o.Config = v
+			set["config"] = true
+		}
+	}
+	var file map[string]any
+	if o.Config != "" {
+		b, err := os.ReadFile(o.Config)
+		if err != nil {
+			return nil, fmt.Errorf("config file: %w", err)
+		}
+		if err := yaml.Unmarshal(b, &file); err != nil {
+			return nil, fmt.Errorf("config file %s: %w", o.Config, err)
+		}
+		var unknown []string
+		for k := range file {
+			if fs.Lookup(k) == nil || k == "config" {
+				unknown = append(unknown, k)
+			}
+		}
+		if len(unknown) > 0 {
+			sort.Strings(unknown)
+			return nil, fmt.Errorf("config file %s: unknown keys %s", o.Config, strings.Join(unknown, ", "))
+		}
+	}
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || f.Name == "config" {
+			return
+		}
+		if v, ok := lookupEnv(envName(f.Name)); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", envName(f.Name), err))
+			}
+			return
+		}
+		if v, ok := file[f.Name]; ok {
+			s := ""
+			if v != nil {
+				s = fmt.Sprint(v)
+			}
+			if err := fs.Set(f.Name, s); err != nil {
+				errs = append(errs, fmt.Errorf("config key %s: %w", f.Name, err))
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return o, o.validate()
+}
+
+func (o *options) validate() error {
+	switch o.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("--log-format must be text or json, not %q", o.LogFormat)
+	}
+	switch o.HLSVariant {
+	case "lowlatency", "fmp4", "mpegts":
+	default:
+		return fmt.Errorf("--hls-variant must be lowlatency, fmp4 or mpegts, not %q", o.HLSVariant)
+	}
+	if (o.TLSCert == "") != (o.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if o.DataDir == "" {
+		return errors.New("--data-dir must not be empty")
+	}
+	return nil
+}

@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+		"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/relaycast/relaycast/bus"
+	"github.com/relaycast/relaycast/control"
+	"github.com/relaycast/relaycast/control/store"
+	"github.com/relaycast/relaycast/egress"
+	"github.com/relaycast/relaycast/egress/hls"
+	"github.com/relaycast/relaycast/ingest"
+	"github.com/relaycast/relaycast/ingest/rtmp"
+)
+
+// serve runs the server until ctx ends. Components start in dependency order; if one fails
+// the ones already started are closed, and on shutdown they close in reverse order.
+func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
+	log, err := newLogger(o, logOut)
+	if err != nil {
+		return err
+	}
+	var closers []func() error
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			if cerr := closers[i](); cerr != nil {
+				log.Warn("shutdown", "err", cerr)
+			}
+		}
+	}()
+
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	key, err := control.LoadSecretKey(o.DataDir, o.SecretKey)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, filepath.Join(o.DataDir, "relaycast.db"))
+	if err != nil {
+		return err
+	}
+	closers = append(closers, st.Close)
+
+	hub := bus.New(bus.Config{ReconnectGrace: o.ReconnectGrace, Logger: log.With("component", "bus")})
+	closers = append(closers, func() error { hub.Close(); return nil })
+
+	// Bind the listeners first: the URLs the API hands out depend on the bound ports.
+	var httpLn net.Listener
+	if o.HTTPAddr != "" {
+		if httpLn, err = net.Listen("tcp", o.HTTPAddr); err != nil {
+			return fmt.Errorf("http listener: %w", err)
+		}
+		closers = append(closers, func() error { httpLn.Close(); return nil })
+	}
+	var tlsConf *tls.Config
+	if o.RTMPSAddr != "" {
+		var generated bool
+		if tlsConf, generated, err = loadTLS(o.TLSCert, o.TLSKey, o.DataDir); err != nil {
+			return err
+		}
+		if generated {
+			log.Info("generated a self-signed TLS certificate", "dir", filepath.Join(o.DataDir, "tls"))
+		}
+	}
+
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// The HLS server and the RTMP listeners come before the control plane, which needs their
+	// handler and bound addresses; they reach the control plane through late, which refuses
+	// everything until it is set.
+	late := &lateControl{}
+	hlsSrv, err := hls.New(hls.Config{Hub: hub, Resolver: late, Variant: o.HLSVariant, Logger: log.With("component", "hls")})
+	if err != nil {
+		return err
+	}
+	closers = append(closers, hlsSrv.Close)
+
+	rtmpSrv, err := rtmp.New(rtmp.Config{
+		Addr:         o.RTMPAddr,
+		TLSAddr:      o.RTMPSAddr,
+		TLSConfig:    tlsConf,
+		Hub:          hub,
+		Auth:         late,
+		PlainEnabled: o.RTMPPlainEnabled,
+		Logger:       log.With("component", "rtmp"),
+	})
+	if err != nil {
+		return err
+	}
+	closers = append(closers, rtmpSrv.Close)
+	if a := rtmpSrv.Addr(); a != nil {
+		log.Info("listening", "listener", "rtmp", "addr", a.String())
+	}
+	if a := rtmpSrv.TLSAddr(); a != nil {
+		log.Info("listening", "listener", "rtmps", "addr", a.String())
+	}
+
+	var ready atomic.Bool
+	pub := publicURL(o.PublicURL, httpLn)
+	rtmpURL := ""
+	if o.RTMPPlainEnabled {
+		rtmpURL = publishURL("rtmp", pub, rtmpSrv.Addr())
+	}
+	ctl, err := control.New(control.Config{
+		Store:            st,
+		Hub:              hub,
+		SecretKey:        key,
+		Version:          version,
+		PublicURL:        pub,
+		RTMPURL:          rtmpURL,
+		RTMPSURL:         publishURL("rtmps", pub, rtmpSrv.TLSAddr()),
+		RTMPPlainEnabled: o.RTMPPlainEnabled,
+		RTMPPlainKeys:    o.RTMPPlainKeys,
+		CORS:             o.CORS,
+		HLS:              hlsSrv,
+		Ready: func() error {
+			if !ready.Load() {
+				return errors.New("listeners not ready")
+			}
+			return nil
+		},
+		Metrics: metrics,
+		Logger:  log.With("component", "control"),
+	})
+	if err != nil {
+		return err
+	}
+	closers = append(closers, ctl.Close)
+	late.set(ctl)
+
+	for _, l := range []struct{ name, addr string }{{"rtsp", o.RTSPAddr}, {"rtsps", o.RTSPSAddr}, {"webrtc", o.WebRTCAddr}} {
+		if l.addr != "" {
+			log.Info("listener not available yet in this version", "listener", l.name, "addr", l.addr)
+		}
+	}
+
+	httpErr := make(chan error, 1)
+	if httpLn != nil {
+		srv := &http.Server{
+			Handler:           ctl.Handler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		}
+		go func() { httpErr <- srv.Serve(httpLn) }()
+		closers = append(closers, func() error {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			err := srv.Shutdown(sctx)
+			<-httpErr
+			return err
+		})
+		log.Info("listening", "listener", "http", "addr", httpLn.Addr().String())
+	}
+	ready.Store(true)
+	log.Info("relaycast started", "version", version, "data_dir", o.DataDir)
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+		return nil
+	case err := <-httpErr:
+		httpErr <- err // let the closer above see it
+		return fmt.Errorf("http server: %w", err)
+	}
+}
+
+func newLogger(o *options, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.LogLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	if o.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, hopts)), nil
+}
+
+// publicURL returns the base of the URLs the API hands out: --public-url, or one derived
+// from the bound HTTP listener.
+func publicURL(flagValue string, ln net.Listener) string {
+	if flagValue != "" {
+		return strings.TrimRight(flagValue, "/")
+	}
+	if ln == nil {
+		return "http://localhost"
+	}
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// publishURL returns the publish base URL (scheme://host:port/live) of a bound ingest
+// listener, with the public URL's host; "" when the listener is off.
+func publishURL(scheme, public string, addr net.Addr) string {
+	if addr == nil {
+		return ""
+	}
+	_, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return ""
+	}
+	host := "localhost"
+	if u, err := url.Parse(public); err == nil && u.Hostname() != "" {
+		host = u.Hostname()
+	}
+	return scheme + "://" + net.JoinHostPort(host, port) + "/live"
+}
+
+// lateControl lets components built before the control plane reach it once it exists:
+// until then it refuses publishers and knows no stream.
+type lateControl struct{ c atomic.Pointer[control.Server] }
+
+var (
+	_ egress.Resolver   = (*lateControl)(nil)
+	_ ingest.Authorizer = (*lateControl)(nil)
+)
+
+func (l *lateControl) set(c *control.Server) { l.c.Store(c) }
+
+// Resolve implements egress.Resolver.
+func (l *lateControl) Resolve(ctx context.Context, req egress.Request) (string, error) {
+	c := l.c.Load()
+	if c == nil {
+		return "", egress.ErrNotFound
+	}
+	return c.Resolve(ctx, req)
+}
+
+// Authorize implements ingest.Authorizer.
+func (l *lateControl) Authorize(ctx context.Context, req ingest.Request) (ingest.Grant, error) {
+	c := l.c.Load()
+	if c == nil {
+		return ingest.Grant{}, fmt.Errorf("server is starting: %w", ingest.ErrUnauthorized)
+	}
+	return c.Authorize(ctx, req)
+}
+
+// Release implements ingest.Authorizer.
+func (l *lateControl) Release(g ingest.Grant) {
+	if c := l.c.Load(); c != nil {
+		c.Release(g)
+	}
+}
