@@ -12,7 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-		"strings"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -229,7 +229,9 @@ func publishURL(scheme, public string, addr net.Addr) string {
 
 // lateControl lets components built before the control plane reach it once it exists:
 // until then it refuses publishers and knows no stream.
-type lateControl struct{ c atomic.Pointer[control.Server] }
+type lateControl struct {
+	c atomic.Pointer[control.Server]
+}
 
 var (
 	_ egress.Resolver   = (*lateControl)(nil)

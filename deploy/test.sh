@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The whole relaycast test suite, as the README gives it: installs the test tools it needs
+# when they are missing (ffmpeg/ffprobe from Debian's packages), checks formatting, vet and
+# staticcheck, runs the race detector on the media path (bus, ingest, egress), runs every
+# other package's tests (the end-to-end tests drive the real binary with ffmpeg), then gives
+# every fuzz target a short run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FUZZTIME=${RELAYCAST_FUZZTIME:-5s}
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_install() {
+	echo "== installing $* (Debian packages)"
+	as_root apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
+	apt_install ffmpeg
+fi
+command -v go >/dev/null || { echo "Go 1.26 is required: https://go.dev/dl" >&2; exit 1; }
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then echo "gofmt would change: $unformatted" >&2; exit 1; fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== staticcheck"
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+echo "== go test -race (bus, ingest, egress)"
+go test -race -count=1 -timeout 10m ./bus/... ./ingest/... ./egress/...
+
+echo "== go test (everything else)"
+others=$(go list ./... | grep -v -E '/(bus|ingest|egress)(/|$)')
+go test -count=1 -timeout 10m $others
+
+echo "== fuzz targets ($FUZZTIME each)"
+for pkg in $(go list ./...); do
+	dir=$(go list -f '{{.Dir}}' "$pkg")
+	for fz in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
+		echo "-- $pkg $fz"
+		go test -run '^$' -fuzz "^${fz}\$" -fuzztime "$FUZZTIME" "$pkg" >/tmp/relaycast-fuzz.log 2>&1 || {
+			cat /tmp/relaycast-fuzz.log >&2
+			exit 1
+		}
+	done
+done
+echo "== all tests passed"
