@@ -90,3 +90,29 @@ func BenchmarkNextHot(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkFirstKeyframe measures how long a new reader of a live stream waits for its first
+// unit: with the GOP cache it is the cached keyframe, served at once.
+func BenchmarkFirstKeyframe(b *testing.B) {
+	h := New(Config{})
+	defer h.Close()
+	p, _ := h.Publish("bench", []*Track{testVideo, testAudio})
+	for i := 0; i < 45; i++ { // a 2 s GOP at 30 fps, 1.5 s into it, with audio
+		p.Write(frame(i, 60))
+		p.Write(&Unit{Track: testAudio, Key: true, Payload: []byte{1}})
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r, err := h.Subscribe(ctx, "bench", ReaderOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		u, err := r.Next(ctx)
+		if err != nil || !u.Key || !u.Track.Codec.IsVideo() {
+			b.Fatalf("first unit %+v %v", u, err)
+		}
+		r.Close()
+	}
+}

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestDeps enforces the package dependency rules of ARCHITECTURE.md: nothing in bus knows
+// about HTTP, the control plane or a database; ingest and egress never import control.
+func TestDeps(t *testing.T) {
+	const mod = "github.com/relaycast/relaycast/"
+	rules := []struct {
+		pkg       string
+		forbidden []string
+	}{
+		{"bus", []string{"net/http", mod + "control", mod + "ingest", mod + "egress", "database/sql", "modernc.org/sqlite", "github.com/jackc/pgx"}},
+		{"ingest/...", []string{mod + "control", "database/sql"}},
+		{"egress/...", []string{mod + "control", "database/sql"}},
+	}
+	for _, r := range rules {
+		out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", "../../"+r.pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list %s: %v\n%s", r.pkg, err, out)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			for _, f := range r.forbidden {
+				if dep == f || strings.HasPrefix(dep, f+"/") {
+					t.Errorf("%s depends on %s", r.pkg, dep)
+				}
+			}
+		}
+	}
+}
