@@ -50,13 +50,14 @@ type Config struct {
 	ViewerWindow time.Duration
 	// ViewerReportInterval is how often viewer counts go to the bus. Default 2 s.
 	ViewerReportInterval time.Duration
-	// Logger receives the server's log lines. Default slog.Default().
+	// Logger receives the server's log lines (the caller adds its component attribute).
+	// Default slog.Default().
 	Logger *slog.Logger
 }
 
-// maxPending caps the requests waiting inside muxers for content that does not exist yet,
-// so that a stalled stream cannot pile up goroutines.
-const maxPending = 4096
+// maxAbandoned caps the handler goroutines left waiting inside muxers by requests that timed
+// out, so that stalled streams cannot pile up goroutines: beyond it requests get 503.
+const maxAbandoned = 4096
 
 // Server keeps one always-on HLS muxer per live bus stream and serves them over HTTP.
 type Server struct {
@@ -76,10 +77,10 @@ type Server struct {
 
 	// Handler goroutines: gohlslib's Handle blocks until content exists and ignores the
 	// request's context, so it runs on its own goroutine (see serveMuxer).
-	hmu     sync.Mutex
-	hclosed bool
-	hwg     sync.WaitGroup
-	pending atomic.Int64
+	hmu       sync.Mutex
+	hclosed   bool
+	hwg       sync.WaitGroup
+	abandoned atomic.Int64
 
 	closeOnce sync.Once
 
@@ -158,7 +159,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:     cfg,
 		variant: variant,
-		log:     cfg.Logger.With("component", "hls"),
+		log:     cfg.Logger,
 		seed:    maphash.MakeSeed(),
 		streams: make(map[string]*stream),
 	}
@@ -297,7 +298,8 @@ func (s *Server) Stats() Stats {
 
 // Close stops watching the hub, closes every muxer and waits for every goroutine the server
 // started, including handler goroutines still waiting for content (closing a muxer releases
-// them). Requests after Close get 404. Safe to call twice.
+// them) and those still writing a response (bounded by the HTTP server's write timeout:
+// shut the HTTP server down first). Requests after Close get 404. Safe to call twice.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.unwatch()

@@ -70,8 +70,13 @@ func (st *stream) run() {
 		mx := st.cur
 		i := u.Track.Index
 		if i < 0 || i >= len(mx.tracks) || mx.tracks[i] != u.Track {
-			// New codec parameters: start over (players reload the playlist).
-			mx = st.restart(u.Track)
+			if i >= 0 && i < len(mx.tracks) && mx.tracks[i].SameParams(u.Track) {
+				// A new *Track with the same coding: carry on, players need not reload.
+				mx.tracks[i] = u.Track
+			} else {
+				// New codec parameters: start over (players reload the playlist).
+				mx = st.restart(u.Track)
+			}
 		}
 		if mx.m == nil || i < 0 || i >= len(mx.w) || mx.w[i] == nil {
 			continue

@@ -129,10 +129,18 @@ func parseHEVCConfig(b []byte) (vps, sps, pps []byte, err error) {
 	return vps, sps, pps, nil
 }
 
-// toClock converts a bus timestamp to ticks of a clock rate without overflowing for long
+// toClock converts a bus timestamp to ticks of a clock rate, rounding to the nearest tick
+// (timestamps made from tick counts and truncated to nanoseconds map back to the same tick,
+// so AAC frames keep their exact 1024-sample durations), without overflowing for long
 // streams (d*rate would overflow int64 after about a day at 90 kHz).
 func toClock(d time.Duration, rate int) int64 {
-	secs := d / time.Second
-	rem := d % time.Second
-	return int64(secs)*int64(rate) + int64(rem)*int64(rate)/int64(time.Second)
+	secs := int64(d / time.Second)
+	q := int64(d%time.Second) * int64(rate)
+	const half = int64(time.Second / 2)
+	if q >= 0 {
+		q += half
+	} else {
+		q -= half
+	}
+	return secs*int64(rate) + q/int64(time.Second)
 }
