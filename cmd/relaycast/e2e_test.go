@@ -406,7 +406,7 @@ func TestEndToEnd(t *testing.T) {
 		if took := time.Since(start); took > 4*time.Second {
 			t.Fatalf("wrong key refused only after %v", took)
 		}
-		if !strings.Contains(s.logText(), "live_not***") {
+		if !strings.Contains(s.logText(), "live_nota***") {
 			t.Error("no log line names the (redacted) refused key")
 		}
 		if strings.Contains(s.logText(), st.StreamKey) {

@@ -1,0 +1,31 @@
+// Package control is relaycast's control plane: the HTTP API (gorilla/mux) for setup,
+// login, API keys, users and streams; the ingest.Authorizer that admits publishers; the
+// egress.Resolver that maps playback ids to bus streams; the live state of streams
+// (following the bus's events); and the Prometheus metrics.
+//
+// # Wire conventions
+//
+// Every answer is JSON. Every error is {"error": "...", "status": N} with N the HTTP
+// status, including unknown routes (404) and wrong methods (405). Request bodies are
+// limited to 1 MiB; unknown fields and malformed JSON are refused with 400.
+//
+// # Authentication
+//
+// A request authenticates with "Authorization: Bearer <credential>" or "?token=<credential>",
+// where the credential is a login token (a JWT from POST /api/token, HS256, 24 h, recorded
+// by its jti so that it can be listed and revoked) or an API key (portal_...). API keys
+// carry scopes; see scopes.go for the route-to-scope table.
+//
+// # Secrets
+//
+// Publish keys (live_...), RTMP tokens (rtmp_...) and API keys (portal_...) are 32 random
+// bytes in hex behind their prefix; only their SHA-256 is stored and they are shown once.
+// Playback ids (pub_...) are public and stable. The master key (LoadSecretKey) derives the
+// JWT signing key and the AES-256-GCM keys of Sealer.
+//
+// # Goroutines
+//
+// New starts the live-state goroutine (bus events to the database and to Subscribe
+// callbacks) and a janitor (expired tokens, rate-limit buckets); Close stops both and
+// waits for them.
+package control

@@ -1,0 +1,78 @@
+package control
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// API key scopes. A key's scopes are a comma-separated list; "*" (the default) allows
+// everything. The route-to-scope table:
+//
+//	GET  /api/me                                     any valid credential
+//	GET  /api/streams, /api/streams/{id},
+//	     /api/streams/public, /api/streams/open,
+//	     /api/stats/public                           streams:read
+//	POST/PUT/DELETE /api/streams...                  streams:write (implies streams:read)
+//	everything else (API keys, tokens, admin)        "*" only
+//
+// "streams:*" is both streams scopes. Login tokens (JWT) always have "*". A key without the
+// scope a route needs gets 403.
+const (
+	scopeAll          = "*"
+	scopeStreamsRead  = "streams:read"
+	scopeStreamsWrite = "streams:write"
+	scopeStreamsAll   = "streams:*"
+	// needAnyScope marks routes every valid credential may call.
+	needAnyScope = ""
+)
+
+// knownScopes are the scopes a key may be created with.
+var knownScopes = []string{scopeAll, scopeStreamsRead, scopeStreamsWrite, scopeStreamsAll}
+
+const maxScopesLen = 200
+
+// parseScopes normalises a comma-separated scope list: trimmed, deduplicated, in the
+// given order; empty means "*". Unknown scopes are a 400.
+func parseScopes(raw string) (string, error) {
+	if len(raw) > maxScopesLen {
+		return "", errorf(http.StatusBadRequest, "scopes longer than %d characters", maxScopesLen)
+	}
+	var out []string
+	for _, sc := range strings.Split(raw, ",") {
+		sc = strings.TrimSpace(sc)
+		if sc == "" || slices.Contains(out, sc) {
+			continue
+		}
+		if !slices.Contains(knownScopes, sc) {
+			return "", errorf(http.StatusBadRequest, "unknown scope %q (known: %s)", sc, strings.Join(knownScopes, ", "))
+		}
+		out = append(out, sc)
+	}
+	if len(out) == 0 || slices.Contains(out, scopeAll) {
+		return scopeAll, nil
+	}
+	return strings.Join(out, ","), nil
+}
+
+// scopesAllow reports whether a credential with the scope list may call a route that
+// needs need.
+func scopesAllow(scopes, need string) bool {
+	if need == needAnyScope {
+		return true
+	}
+	for _, sc := range strings.Split(scopes, ",") {
+		switch {
+		case sc == scopeAll:
+			return true
+		case need == scopeAll:
+		case sc == need:
+			return true
+		case sc == scopeStreamsAll && strings.HasPrefix(need, "streams:"):
+			return true
+		case sc == scopeStreamsWrite && need == scopeStreamsRead:
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,211 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/relaycast/relaycast/bus"
+	"github.com/relaycast/relaycast/control/store"
+	"github.com/relaycast/relaycast/egress"
+	"github.com/relaycast/relaycast/ingest"
+)
+
+// Config configures a Server. Store, Hub and SecretKey are required.
+type Config struct {
+	// Store is the database.
+	Store *store.Store
+	// Hub is the packet bus whose events drive the streams' live state.
+	Hub *bus.Hub
+	// SecretKey is the 32-byte master key (LoadSecretKey): it derives the JWT signing key
+	// and the AES-256-GCM keys at rest.
+	SecretKey []byte
+	// Version is reported by /health.
+	Version string
+	// PublicURL is the base of the playback URLs the API returns, e.g.
+	// "http://127.0.0.1:8080". Default "http://localhost:8080".
+	PublicURL string
+	// RTMPURL is the plain RTMP publish base (rtmp://host:1935/live); "" when that listener
+	// is off.
+	RTMPURL string
+	// RTMPSURL is the RTMPS publish base (rtmps://host:1936/live); "" when off.
+	RTMPSURL string
+	// RTMPPlainEnabled: plain RTMP is accepted at all (RTMP_PLAIN_ENABLED). Without it, no
+	// key or token is accepted over plain RTMP and rtmp-token requests get 403.
+	RTMPPlainEnabled bool
+	// RTMPPlainKeys: plain RTMP (and other cleartext protocols) accept the permanent live_
+	// key; false leaves only single-use rtmp_ tokens there.
+	RTMPPlainKeys bool
+	// CORS allows any origin to call the API (off by default).
+	CORS bool
+	// HLS serves /api/stream/{playback_id}/hls/...; nil leaves those paths 404.
+	HLS http.Handler
+	// Ready is an extra readiness check for /readyz (listeners bound); may be nil.
+	Ready func() error
+	// Metrics is where the collectors are registered and what /metrics serves; nil makes a
+	// new registry.
+	Metrics *prometheus.Registry
+	// Logger default: slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Limits and durations of the API.
+const (
+	sessionTTL       = 24 * time.Hour
+	rtmpTokenTTL     = 15 * time.Minute
+	rtmpTokenGrace   = 30 * time.Second
+	authRateLimit    = 10 // requests per authRateWindow per IP on login and setup
+	authRateWindow   = time.Minute
+	janitorInterval  = 10 * time.Minute
+	dbTimeout        = 10 * time.Second
+	resolveCacheTTL  = 5 * time.Second
+	defaultPublicURL = "http://localhost:8080"
+)
+
+// Server is the control plane. Create it with New; it is safe for concurrent use.
+type Server struct {
+	cfg     Config
+	store   *store.Store
+	hub     *bus.Hub
+	log     *slog.Logger
+	now     func() time.Time
+	jwtKey  []byte
+	handler http.Handler
+	metrics *metrics
+
+	// dummyHash is verified against when a login names an unknown user, so that the
+	// answer takes as long as for a known one. Made on first need.
+	dummyOnce sync.Once
+	dummyHash string
+	authLimit *rateLimiter
+	resolve   resolveCache
+
+	live    liveQueue
+	subsMu  sync.Mutex
+	subs    map[int]func(StreamEvent)
+	nextSub int
+
+	unwatch   func()
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+var (
+	_ ingest.Authorizer = (*Server)(nil)
+	_ egress.Resolver   = (*Server)(nil)
+)
+
+// New builds the server, resets streams left live by a previous run, starts following the
+// hub's events and starts its goroutines.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil || cfg.Hub == nil {
+		return nil, errors.New("control: Config.Store and Config.Hub are required")
+	}
+	if len(cfg.SecretKey) != 32 {
+		return nil, errors.New("control: Config.SecretKey must be 32 bytes")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = defaultPublicURL
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	if cfg.Metrics == nil {
+		cfg.Metrics = prometheus.NewRegistry()
+	}
+	s := &Server{
+		cfg:    cfg,
+		store:  cfg.Store,
+		hub:    cfg.Hub,
+		log:    cfg.Logger,
+		now:    cfg.Now,
+		jwtKey: deriveKey(cfg.SecretKey, "jwt"),
+		subs:   make(map[int]func(StreamEvent)),
+		stop:   make(chan struct{}),
+	}
+	s.authLimit = newRateLimiter(authRateLimit, authRateWindow, s.now)
+	s.live.init()
+	m, err := newMetrics(cfg.Metrics, cfg.Hub)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+
+	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
+	defer cancel()
+	if n, err := s.store.ResetLive(ctx); err != nil {
+		m.unregister()
+		return nil, err
+	} else if n > 0 {
+		s.log.Info("reset streams left live by the previous run", "streams", n)
+	}
+	s.handler = s.routes()
+	s.unwatch = s.hub.Watch(s.onBusEvent)
+	// Streams published before New (none when cmd wires the Authorizer late) are live too.
+	for _, st := range s.hub.Streams() {
+		s.live.push(liveItem{playbackID: st.ID(), live: true, t: s.now()})
+	}
+	s.wg.Add(2)
+	go s.runLive()
+	go s.runJanitor()
+	return s, nil
+}
+
+// Handler returns the whole HTTP API.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Close stops following the bus, applies the live-state changes already queued, stops
+// the goroutines and waits for them. It is safe to call twice. Streams still live when the
+// process stops are reset by the next New.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.unwatch()
+		close(s.stop)
+		s.wg.Wait()
+		s.metrics.unregister()
+	})
+	return nil
+}
+
+// runJanitor deletes expired sessions and RTMP tokens and old rate-limit buckets.
+func (s *Server) runJanitor() {
+	defer s.wg.Done()
+	t := time.NewTicker(janitorInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
+		now := s.now()
+		if _, err := s.store.DeleteStaleRTMPTokens(ctx, now, rtmpTokenGrace); err != nil {
+			s.log.Warn("janitor: rtmp tokens", "err", err)
+		}
+		if _, err := s.store.DeleteExpiredSessions(ctx, now); err != nil {
+			s.log.Warn("janitor: sessions", "err", err)
+		}
+		cancel()
+		s.authLimit.prune()
+		s.resolve.prune(now)
+	}
+}
+
+// dbCtx returns a context for database work done outside a request.
+func dbCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), dbTimeout)
+}

@@ -1,0 +1,128 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// migrations are applied in order; migration i brings the schema to version i+1. Never
+// edit a released migration: append a new one.
+var migrations = []string{
+	// 1: users, API keys, login sessions, streams, single-use RTMP tokens.
+	`
+CREATE TABLE users (
+	id            INTEGER PRIMARY KEY AUTOINCREMENT,
+	username      TEXT    NOT NULL UNIQUE COLLATE NOCASE,
+	password_hash TEXT    NOT NULL,
+	is_admin      INTEGER NOT NULL DEFAULT 0,
+	totp_secret   BLOB,
+	totp_enabled  INTEGER NOT NULL DEFAULT 0,
+	created_at    INTEGER NOT NULL
+);
+
+CREATE TABLE api_keys (
+	id           INTEGER PRIMARY KEY AUTOINCREMENT,
+	user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	name         TEXT    NOT NULL,
+	key_hash     BLOB    NOT NULL UNIQUE,
+	key_prefix   TEXT    NOT NULL,
+	scopes       TEXT    NOT NULL DEFAULT '*',
+	created_at   INTEGER NOT NULL,
+	expires_at   INTEGER,
+	last_used_at INTEGER,
+	revoked      INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX api_keys_user ON api_keys(user_id);
+
+CREATE TABLE sessions (
+	id           INTEGER PRIMARY KEY AUTOINCREMENT,
+	jti          TEXT    NOT NULL UNIQUE,
+	user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	created_at   INTEGER NOT NULL,
+	expires_at   INTEGER NOT NULL,
+	revoked      INTEGER NOT NULL DEFAULT 0,
+	last_used_at INTEGER,
+	last_ip      TEXT    NOT NULL DEFAULT '',
+	last_ua      TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX sessions_user ON sessions(user_id);
+
+CREATE TABLE streams (
+	id           INTEGER PRIMARY KEY AUTOINCREMENT,
+	user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	title        TEXT    NOT NULL,
+	description  TEXT    NOT NULL DEFAULT '',
+	is_public    INTEGER NOT NULL DEFAULT 1,
+	rtmp_enabled INTEGER NOT NULL DEFAULT 0,
+	key_hash     BLOB    NOT NULL UNIQUE,
+	key_prefix   TEXT    NOT NULL,
+	playback_id  TEXT    NOT NULL UNIQUE,
+	is_live      INTEGER NOT NULL DEFAULT 0 CHECK (is_live IN (0, 1, 2)),
+	last_live_at INTEGER,
+	created_at   INTEGER NOT NULL
+);
+CREATE INDEX streams_user ON streams(user_id);
+CREATE INDEX streams_public ON streams(is_public, is_live);
+
+CREATE TABLE rtmp_tokens (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	stream_id   INTEGER NOT NULL REFERENCES streams(id) ON DELETE CASCADE,
+	token_hash  BLOB    NOT NULL UNIQUE,
+	created_at  INTEGER NOT NULL,
+	expires_at  INTEGER NOT NULL,
+	used_at     INTEGER,
+	released_at INTEGER
+);
+CREATE INDEX rtmp_tokens_stream ON rtmp_tokens(stream_id);
+`,
+}
+
+// migrate creates schema_migrations and applies every migration not yet recorded, each in
+// its own transaction (BEGIN IMMEDIATE, so two processes opening the same file at once
+// serialise instead of applying a migration twice).
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		applied_at INTEGER NOT NULL
+	)`); err != nil {
+		return fmt.Errorf("migrations table: %w", err)
+	}
+	for i, m := range migrations {
+		version := i + 1
+		if err := s.apply(ctx, version, m); err != nil {
+			return fmt.Errorf("migration %d: %w", version, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) apply(ctx context.Context, version int, script string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM schema_migrations WHERE version = ?", version).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, script); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+		version, time.Now().UnixMilli()); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// SchemaVersion returns the highest applied migration.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := s.db.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&v)
+	return v, err
+}

@@ -1,0 +1,171 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func openTest(t *testing.T) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "test.db")
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
+func TestOpenMigratesOnceAndSetsPragmasOnEveryConnection(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTest(t)
+	if v, err := s.SchemaVersion(ctx); err != nil || v != len(migrations) {
+		t.Fatalf("version %d %v, want %d", v, err, len(migrations))
+	}
+	s.Close()
+	s2, err := Open(ctx, path)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s2.Close()
+	var n int
+	if err := s2.db.QueryRow("SELECT COUNT(*) FROM schema_migrations").Scan(&n); err != nil || n != len(migrations) {
+		t.Fatalf("migrations recorded %d (%v)", n, err)
+	}
+	// Hold several connections at once: each must have the pragmas.
+	var conns []interface{ Close() error }
+	for i := 0; i < 4; i++ {
+		c, err := s2.db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		var fk int
+		var mode string
+		var busy int
+		c.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk)
+		c.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode)
+		c.QueryRowContext(ctx, "PRAGMA busy_timeout").Scan(&busy)
+		if fk != 1 || mode != "wal" || busy == 0 {
+			t.Fatalf("conn %d: foreign_keys=%d journal_mode=%s busy_timeout=%d", i, fk, mode, busy)
+		}
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	if err := s2.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFirstUserIsCreatedOnce(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t)
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			_, err := s.CreateFirstUser(ctx, User{Username: "admin" + string(rune('a'+i)), PasswordHash: "x", IsAdmin: true, CreatedAt: time.Now()})
+			if err == nil {
+				wins.Add(1)
+			} else if !errors.Is(err, ErrAlreadySetUp) {
+				t.Error(err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d first users created", wins.Load())
+	}
+	if _, err := s.CreateUser(ctx, User{Username: "ADMINA", PasswordHash: "x", CreatedAt: time.Now()}); err != nil && !errors.Is(err, ErrConflict) {
+		t.Fatal(err)
+	}
+}
+
+func TestCascadeAndLiveState(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t)
+	now := time.Now()
+	u, err := s.CreateUser(ctx, User{Username: "u", PasswordHash: "x", CreatedAt: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256([]byte("k"))
+	st, err := s.CreateStream(ctx, Stream{UserID: u.ID, Title: "t", KeyHash: h[:], KeyPrefix: "live_", PlaybackID: "pub_1", CreatedAt: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, changed, err := s.SetLive(ctx, "pub_1", true, now)
+	if err != nil || !changed || got.IsLive != Live || got.LastLiveAt.UnixMilli() != now.UnixMilli() {
+		t.Fatalf("set live: %+v %v %v", got, changed, err)
+	}
+	if _, changed, _ := s.SetLive(ctx, "pub_1", true, now); changed {
+		t.Fatal("live twice reported a change")
+	}
+	if _, _, err := s.SetLive(ctx, "pub_nope", true, now); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown playback id: %v", err)
+	}
+	if n, err := s.ResetLive(ctx); err != nil || n != 1 {
+		t.Fatalf("reset %d %v", n, err)
+	}
+	th := sha256.Sum256([]byte("t"))
+	if _, err := s.CreateRTMPToken(ctx, RTMPToken{StreamID: st.ID, Hash: th[:], CreatedAt: now, ExpiresAt: now.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteUser(ctx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.StreamByID(ctx, st.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("stream survived its user: %v", err)
+	}
+	if _, err := s.RTMPTokenByHash(ctx, th[:]); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("token survived its stream: %v", err)
+	}
+}
+
+func TestClaimRTMPTokenConcurrently(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t)
+	now := time.Now()
+	u, _ := s.CreateUser(ctx, User{Username: "u", PasswordHash: "x", CreatedAt: now})
+	h := sha256.Sum256([]byte("k"))
+	st, _ := s.CreateStream(ctx, Stream{UserID: u.ID, Title: "t", KeyHash: h[:], KeyPrefix: "live_", PlaybackID: "pub_1", CreatedAt: now})
+	th := sha256.Sum256([]byte("t"))
+	s.CreateRTMPToken(ctx, RTMPToken{StreamID: st.ID, Hash: th[:], CreatedAt: now, ExpiresAt: now.Add(time.Minute)})
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := s.ClaimRTMPToken(ctx, th[:], now, 30*time.Second)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				wins.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d concurrent claims won", wins.Load())
+	}
+	if err := s.ReleaseRTMPToken(ctx, th[:], now.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.DeleteStaleRTMPTokens(ctx, now.Add(2*time.Second), 30*time.Second); n != 0 {
+		t.Fatalf("deleted a token still in its grace")
+	}
+	if n, _ := s.DeleteStaleRTMPTokens(ctx, now.Add(40*time.Second), 30*time.Second); n != 1 {
+		t.Fatalf("stale token not deleted")
+	}
+}
