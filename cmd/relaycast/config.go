@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
@@ -73,7 +74,13 @@ func envName(flagName string) string {
 func parseOptions(args []string, lookupEnv func(string) (string, bool)) (*options, error) {
 	o := &options{}
 	fs := newFlagSet(o)
+	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stdout)
+			fmt.Fprintln(os.Stdout, "usage: relaycast serve [flags]")
+			fs.PrintDefaults()
+		}
 		return nil, err
 	}
 	if fs.NArg() > 0 {
