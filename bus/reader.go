@@ -37,6 +37,9 @@ type ReaderOptions struct {
 	Wait bool
 	// Viewer counts the reader in the stream's viewer count.
 	Viewer bool
+	// Protocol labels the reader in the stream's stats ("hls", "rtmp", "whep", "relay",
+	// "vod", ...). Empty counts as "other".
+	Protocol string
 }
 
 // Reader is one consumer's cursor in a stream's ring. Its methods other than Close are for
@@ -51,6 +54,13 @@ type Reader struct {
 
 	closeOnce sync.Once
 	done      chan struct{}
+}
+
+func (r *Reader) protocol() string {
+	if r.opts.Protocol == "" {
+		return "other"
+	}
+	return r.opts.Protocol
 }
 
 // Stream returns the stream the reader reads.

@@ -109,6 +109,8 @@ type Stats struct {
 	UnitsIn, BytesIn uint64
 	// Readers is the number of attached readers (of every kind).
 	Readers int
+	// ReadersByProtocol counts the attached readers by ReaderOptions.Protocol.
+	ReadersByProtocol map[string]int
 	// Viewers counts readers that serve a viewer plus viewers reported by egress that has
 	// no reader per viewer (HLS).
 	Viewers int
@@ -121,10 +123,13 @@ type Stats struct {
 // Stats returns a snapshot of the stream's counters.
 func (s *Stream) Stats() Stats {
 	s.mu.Lock()
-	st := Stats{State: s.state, Since: s.started}
+	st := Stats{State: s.state, Since: s.started, ReadersByProtocol: make(map[string]int)}
 	ext := 0
 	for _, n := range s.external {
 		ext += n
+	}
+	for _, r := range *s.readers.Load() {
+		st.ReadersByProtocol[r.protocol()]++
 	}
 	s.mu.Unlock()
 	st.UnitsIn = s.unitsIn.Load()

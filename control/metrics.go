@@ -72,7 +72,7 @@ func newBusCollector(hub *bus.Hub) *busCollector {
 		hub:       hub,
 		live:      prometheus.NewDesc("relaycast_live_streams", "Streams with a publisher.", nil, nil),
 		idle:      prometheus.NewDesc("relaycast_idle_streams", "Streams whose publisher left, in their reconnect grace.", nil, nil),
-		readers:   prometheus.NewDesc("relaycast_stream_readers", "Bus readers attached to a stream (every kind).", stream, nil),
+		readers:   prometheus.NewDesc("relaycast_stream_readers", "Bus readers attached to a stream, by protocol.", []string{"stream", "protocol"}, nil),
 		viewers:   prometheus.NewDesc("relaycast_stream_viewers", "Viewers of a stream.", stream, nil),
 		bytesIn:   prometheus.NewDesc("relaycast_stream_bytes_in_total", "Payload bytes the publishers of a stream wrote.", stream, nil),
 		unitsIn:   prometheus.NewDesc("relaycast_stream_units_in_total", "Access units the publishers of a stream wrote.", stream, nil),
@@ -100,7 +100,9 @@ func (c *busCollector) Collect(ch chan<- prometheus.Metric) {
 			idle++
 		}
 		id := s.ID()
-		ch <- prometheus.MustNewConstMetric(c.readers, prometheus.GaugeValue, float64(st.Readers), id)
+		for proto, n := range st.ReadersByProtocol {
+			ch <- prometheus.MustNewConstMetric(c.readers, prometheus.GaugeValue, float64(n), id, proto)
+		}
 		ch <- prometheus.MustNewConstMetric(c.viewers, prometheus.GaugeValue, float64(st.Viewers), id)
 		ch <- prometheus.MustNewConstMetric(c.bytesIn, prometheus.CounterValue, float64(st.BytesIn), id)
 		ch <- prometheus.MustNewConstMetric(c.unitsIn, prometheus.CounterValue, float64(st.UnitsIn), id)

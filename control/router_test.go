@@ -1,6 +1,7 @@
 package control
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -48,13 +49,19 @@ func TestMetrics(t *testing.T) {
 	p, _ := e.hub.Publish(st.PlaybackID, []*bus.Track{testVideo})
 	defer p.Close()
 	p.Write(&bus.Unit{Track: testVideo, Key: true, Payload: make([]byte, 100)})
+	r, err := e.hub.Subscribe(context.Background(), st.PlaybackID, bus.ReaderOptions{Protocol: "rtmp", Viewer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
 	e.do("GET", "/nope", "", nil)
 	_, raw, _ := e.do("GET", "/metrics", "", nil)
 	text := string(raw)
 	for _, want := range []string{
 		"relaycast_live_streams 1",
 		`relaycast_stream_bytes_in_total{stream="` + st.PlaybackID + `"} 100`,
-		`relaycast_stream_readers{stream="` + st.PlaybackID + `"} 0`,
+		`relaycast_stream_readers{protocol="rtmp",stream="` + st.PlaybackID + `"} 1`,
+		`relaycast_stream_viewers{stream="` + st.PlaybackID + `"} 1`,
 		`relaycast_bus_dropped_units_total{stream="` + st.PlaybackID + `"} 0`,
 		`relaycast_http_requests_total{code="200",method="POST",route="/api/streams"} 1`,
 		`relaycast_http_requests_total{code="404",method="GET",route="unmatched"} 1`,

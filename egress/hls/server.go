@@ -212,7 +212,7 @@ func (s *Server) startStream(bs *bus.Stream) {
 		delete(s.streams, id)
 		old.cancel()
 	}
-	r, err := s.cfg.Hub.Subscribe(s.ctx, id, bus.ReaderOptions{})
+	r, err := s.cfg.Hub.Subscribe(s.ctx, id, bus.ReaderOptions{Protocol: "hls"})
 	if err != nil {
 		return // ended meanwhile
 	}
