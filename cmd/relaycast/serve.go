@@ -112,6 +112,8 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 		log.Info("listening", "listener", "rtmps", "addr", a.String())
 	}
 
+	metrics.MustRegister(newServerCollector(hlsSrv, rtmpSrv))
+
 	var ready atomic.Bool
 	pub := publicURL(o.PublicURL, httpLn)
 	rtmpURL := ""
