@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -57,10 +58,21 @@ func (s *Server) routes() http.Handler {
 	r.Handle("/api/streams/{id:[0-9]+}", s.authed(scopeStreamsWrite, s.handleDeleteStream)).Methods(http.MethodDelete)
 	r.Handle("/api/streams/{id:[0-9]+}/regenerate-key", s.authed(scopeStreamsWrite, s.handleRegenerateKey)).Methods(http.MethodPost)
 	r.Handle("/api/streams/{id:[0-9]+}/rtmp-token", s.authed(scopeStreamsWrite, s.handleRTMPToken)).Methods(http.MethodPost)
+	r.Handle("/api/streams/{id:[0-9]+}/playback-token", s.authed(scopeStreamsWrite, s.handlePlaybackToken)).Methods(http.MethodPost)
+	r.Handle("/api/streams/{id:[0-9]+}/playback-token/revoke", s.authed(scopeStreamsWrite, s.handleRevokePlaybackTokens)).Methods(http.MethodPost)
 
 	if s.cfg.HLS != nil {
-		// The HLS handler parses the path itself and asks the Resolver about the id.
+		// The HLS handler parses the path itself and asks the Resolver about the id, which
+		// may be a pub_ playback id or a ptk_ playback token.
 		r.PathPrefix("/api/stream/{id}/hls/").Handler(s.cfg.HLS)
+	}
+	// The WebRTC handlers also parse their paths themselves: the endpoint and, below it,
+	// the session resources (PATCH for trickle ICE, DELETE to end).
+	if s.cfg.WHIP != nil {
+		r.PathPrefix("/api/stream/{id}/webrtc/whip").Handler(s.cfg.WHIP)
+	}
+	if s.cfg.WHEP != nil {
+		r.PathPrefix("/api/stream/{id}/webrtc/whep").Handler(s.cfg.WHEP)
 	}
 
 	var h http.Handler = r
@@ -149,8 +161,9 @@ func (w *statusWriter) Flush() {
 }
 
 // observe counts every request by route template, method and status, logs it at debug
-// (path only: the query may hold ?token=, and headers are never logged), and turns a
-// handler panic into a 500.
+// (path only, with secrets in it redacted: the query may hold ?token=, the path a
+// playback token or a publish key, and headers are never logged), and turns a handler
+// panic into a 500.
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -175,8 +188,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			}
 			elapsed := time.Since(start)
 			s.metrics.observeHTTP(route, r.Method, sw.status, elapsed)
-			s.log.Debug("http request", "method", r.Method, "path", r.URL.Path, "route", route,
-				"status", sw.status, "duration", elapsed, "remote", clientIP(r), "user_id", info.userID)
+			if s.log.Enabled(r.Context(), slog.LevelDebug) {
+				s.log.Debug("http request", "method", r.Method, "path", redactPath(r.URL.Path), "route", route,
+					"status", sw.status, "duration", elapsed, "remote", clientIP(r), "user_id", info.userID)
+			}
 		}()
 		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, info)))
 	})
@@ -226,6 +241,23 @@ func (s *Server) rateLimited(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// redactPath replaces the path segments that are secrets (playback tokens, publish keys,
+// RTMP tokens, API keys) by their prefix and "[redacted]".
+func redactPath(p string) string {
+	if !strings.Contains(p, "_") {
+		return p
+	}
+	segs := strings.Split(p, "/")
+	for i, seg := range segs {
+		for _, prefix := range []string{ptkPrefix, kindStreamKey + "_", kindRTMPToken + "_", kindAPIKey + "_"} {
+			if strings.HasPrefix(seg, prefix) && len(seg) > len(prefix) {
+				segs[i] = prefix + "[redacted]"
+			}
+		}
+	}
+	return strings.Join(segs, "/")
 }
 
 // pathID returns the numeric {id} of the route (the route pattern guarantees digits).

@@ -36,6 +36,9 @@ type Config struct {
 	RTMPURL string
 	// RTMPSURL is the RTMPS publish base (rtmps://host:1936/live); "" when off.
 	RTMPSURL string
+	// RTSPURL and RTSPSURL are the RTSP and RTSPS bases (rtsp://host:8554/live); the
+	// playback-token answer lists base/ptk_... for each one set. "" leaves them out.
+	RTSPURL, RTSPSURL string
 	// RTMPPlainEnabled: plain RTMP is accepted at all (RTMP_PLAIN_ENABLED). Without it, no
 	// key or token is accepted over plain RTMP and rtmp-token requests get 403.
 	RTMPPlainEnabled bool
@@ -46,6 +49,12 @@ type Config struct {
 	CORS bool
 	// HLS serves /api/stream/{playback_id}/hls/...; nil leaves those paths 404.
 	HLS http.Handler
+	// WHIP serves /api/stream/{stream_key}/webrtc/whip and its session resources; nil
+	// leaves those paths 404.
+	WHIP http.Handler
+	// WHEP serves /api/stream/{playback_id}/webrtc/whep and its session resources; nil
+	// leaves those paths 404.
+	WHEP http.Handler
 	// Ready is an extra readiness check for /readyz (listeners bound); may be nil.
 	Ready func() error
 	// Metrics is where the collectors are registered and what /metrics serves; nil makes a
@@ -78,6 +87,7 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	jwtKey  []byte
+	ptkKey  []byte // HMAC key of playback tokens
 	handler http.Handler
 	metrics *metrics
 
@@ -133,6 +143,7 @@ func New(cfg Config) (*Server, error) {
 		log:    cfg.Logger,
 		now:    cfg.Now,
 		jwtKey: deriveKey(cfg.SecretKey, "jwt"),
+		ptkKey: deriveKey(cfg.SecretKey, ptkPurpose),
 		subs:   make(map[int]func(StreamEvent)),
 		stop:   make(chan struct{}),
 	}

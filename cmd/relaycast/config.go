@@ -36,6 +36,26 @@ type options struct {
 	RTMPPlainKeys    bool
 	HLSVariant       string
 	ReconnectGrace   time.Duration
+	RTSPUDPAddr      string
+	WebRTCPublicIPs  stringList
+	ICEServers       stringList
+	OpusBitrate      int
+}
+
+// stringList is a repeatable flag; each value may also hold several items separated by
+// commas (the form an environment variable takes).
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+// Set implements flag.Value.
+func (l *stringList) Set(v string) error {
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			*l = append(*l, item)
+		}
+	}
+	return nil
 }
 
 // newFlagSet declares the flags of `relaycast serve` on o, with their defaults.
@@ -60,6 +80,10 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.BoolVar(&o.RTMPPlainKeys, "rtmp-plain-keys", true, "plain RTMP accepts the permanent stream key (false: only single-use rtmp_ tokens)")
 	fs.StringVar(&o.HLSVariant, "hls-variant", "lowlatency", "HLS variant: lowlatency, fmp4 or mpegts")
 	fs.DurationVar(&o.ReconnectGrace, "reconnect-grace", 30*time.Second, "how long a stream whose publisher dropped waits for it to come back")
+	fs.StringVar(&o.RTSPUDPAddr, "rtsp-udp-addr", ":8000", "RTP port of RTSP's UDP transport, RTCP on the next port (empty: TCP only)")
+	fs.Var(&o.WebRTCPublicIPs, "webrtc-public-ip", "public IP of this host behind a 1:1 NAT, added to WebRTC answers (repeatable)")
+	fs.Var(&o.ICEServers, "webrtc-ice-server", "STUN/TURN server for WebRTC clients: stun:host:port or turn:user:pass@host:port?transport=udp (repeatable)")
+	fs.IntVar(&o.OpusBitrate, "opus-bitrate", 128000, "bitrate of the AAC to Opus transcoder for WebRTC viewers, bit/s")
 	return fs
 }
 
@@ -126,6 +150,14 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool)) (*option
 			return
 		}
 		if v, ok := file[f.Name]; ok {
+			if list, isList := v.([]any); isList {
+				for _, item := range list {
+					if err := fs.Set(f.Name, fmt.Sprint(item)); err != nil {
+						errs = append(errs, fmt.Errorf("config key %s: %w", f.Name, err))
+					}
+				}
+				return
+			}
 			s := ""
 			if v != nil {
 				s = fmt.Sprint(v)
@@ -154,6 +186,14 @@ func (o *options) validate() error {
 	}
 	if (o.TLSCert == "") != (o.TLSKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
+	}
+	for _, u := range o.ICEServers {
+		if _, err := parseICEServer(u); err != nil {
+			return err
+		}
+	}
+	if o.OpusBitrate < 6000 || o.OpusBitrate > 510000 {
+		return fmt.Errorf("--opus-bitrate must be between 6000 and 510000, not %d", o.OpusBitrate)
 	}
 	if o.DataDir == "" {
 		return errors.New("--data-dir must not be empty")

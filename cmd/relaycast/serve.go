@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -24,8 +25,12 @@ import (
 	"github.com/relaycast/relaycast/control/store"
 	"github.com/relaycast/relaycast/egress"
 	"github.com/relaycast/relaycast/egress/hls"
+	rtspegress "github.com/relaycast/relaycast/egress/rtsp"
+	"github.com/relaycast/relaycast/egress/whep"
 	"github.com/relaycast/relaycast/ingest"
 	"github.com/relaycast/relaycast/ingest/rtmp"
+	rtspingest "github.com/relaycast/relaycast/ingest/rtsp"
+	"github.com/relaycast/relaycast/ingest/whip"
 )
 
 // serve runs the server until ctx ends. Components start in dependency order; if one fails
@@ -69,7 +74,7 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 		closers = append(closers, func() error { httpLn.Close(); return nil })
 	}
 	var tlsConf *tls.Config
-	if o.RTMPSAddr != "" {
+	if o.RTMPSAddr != "" || o.RTSPSAddr != "" {
 		var generated bool
 		if tlsConf, generated, err = loadTLS(o.TLSCert, o.TLSKey, o.DataDir); err != nil {
 			return err
@@ -82,9 +87,9 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	// The HLS server and the RTMP listeners come before the control plane, which needs their
-	// handler and bound addresses; they reach the control plane through late, which refuses
-	// everything until it is set.
+	// The protocol servers come before the control plane, which needs their handlers and
+	// bound addresses; they reach the control plane through late, which refuses everything
+	// until it is set.
 	late := &lateControl{}
 	hlsSrv, err := hls.New(hls.Config{Hub: hub, Resolver: late, Variant: o.HLSVariant, Logger: log.With("component", "hls")})
 	if err != nil {
@@ -105,13 +110,63 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 		return err
 	}
 	closers = append(closers, rtmpSrv.Close)
-	if a := rtmpSrv.Addr(); a != nil {
-		log.Info("listening", "listener", "rtmp", "addr", a.String())
-	}
-	if a := rtmpSrv.TLSAddr(); a != nil {
-		log.Info("listening", "listener", "rtmps", "addr", a.String())
+	logListener(log, "rtmp", rtmpSrv.Addr())
+	logListener(log, "rtmps", rtmpSrv.TLSAddr())
+
+	if o.RTSPAddr != "" || o.RTSPSAddr != "" {
+		player, err := rtspegress.New(rtspegress.Config{Hub: hub, Resolver: late, Logger: log.With("component", "rtsp-play")})
+		if err != nil {
+			return err
+		}
+		closers = append(closers, player.Close)
+		rtspSrv, err := rtspingest.New(rtspingest.Config{
+			Addr:       o.RTSPAddr,
+			TLSAddr:    o.RTSPSAddr,
+			TLSConfig:  tlsConf,
+			UDP:        o.RTSPUDPAddr != "",
+			UDPRTPAddr: o.RTSPUDPAddr,
+			Hub:        hub,
+			Auth:       late,
+			Player:     player,
+			Logger:     log.With("component", "rtsp"),
+		})
+		if err != nil {
+			return err
+		}
+		closers = append(closers, rtspSrv.Close)
+		logListener(log, "rtsp", rtspSrv.Addr())
+		logListener(log, "rtsps", rtspSrv.TLSAddr())
 	}
 
+	var whipSrv *whip.Server
+	var whepSrv *whep.Server
+	if o.WebRTCAddr != "" {
+		ice := make([]webrtc.ICEServer, 0, len(o.ICEServers))
+		for _, u := range o.ICEServers {
+			srv, _ := parseICEServer(u) // validated with the options
+			ice = append(ice, srv)
+		}
+		api, apiCloser, err := newWebRTCAPI(webrtcOptions{
+			Addr:      o.WebRTCAddr,
+			PublicIPs: o.WebRTCPublicIPs,
+			Loopback:  isLoopbackAddr(o.WebRTCAddr),
+			Logger:    log.With("component", "webrtc"),
+		})
+		if err != nil {
+			return err
+		}
+		closers = append(closers, apiCloser.Close)
+		if whipSrv, err = whip.New(whip.Config{Hub: hub, Auth: late, API: api, ICEServers: ice, Logger: log.With("component", "whip")}); err != nil {
+			return err
+		}
+		closers = append(closers, whipSrv.Close)
+		if whepSrv, err = whep.New(whep.Config{Hub: hub, Resolver: late, API: api, ICEServers: ice, OpusBitrate: o.OpusBitrate,
+			Logger: log.With("component", "whep")}); err != nil {
+			return err
+		}
+		closers = append(closers, whepSrv.Close)
+		log.Info("listening", "listener", "webrtc", "addr", o.WebRTCAddr)
+	}
 	metrics.MustRegister(newServerCollector(hlsSrv, rtmpSrv))
 
 	var ready atomic.Bool
@@ -120,7 +175,7 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 	if o.RTMPPlainEnabled {
 		rtmpURL = publishURL("rtmp", pub, rtmpSrv.Addr())
 	}
-	ctl, err := control.New(control.Config{
+	cfg := control.Config{
 		Store:            st,
 		Hub:              hub,
 		SecretKey:        key,
@@ -140,18 +195,17 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 		},
 		Metrics: metrics,
 		Logger:  log.With("component", "control"),
-	})
+	}
+	// Typed nil pointers must not become non-nil interfaces.
+	if whipSrv != nil {
+		cfg.WHIP, cfg.WHEP = whipSrv, whepSrv
+	}
+	ctl, err := control.New(cfg)
 	if err != nil {
 		return err
 	}
 	closers = append(closers, ctl.Close)
 	late.set(ctl)
-
-	for _, l := range []struct{ name, addr string }{{"rtsp", o.RTSPAddr}, {"rtsps", o.RTSPSAddr}, {"webrtc", o.WebRTCAddr}} {
-		if l.addr != "" {
-			log.Info("listener not available yet in this version", "listener", l.name, "addr", l.addr)
-		}
-	}
 
 	httpErr := make(chan error, 1)
 	if httpLn != nil {
@@ -182,6 +236,23 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 		httpErr <- err // let the closer above see it
 		return fmt.Errorf("http server: %w", err)
 	}
+}
+
+func logListener(log *slog.Logger, name string, addr net.Addr) {
+	if addr != nil {
+		log.Info("listening", "listener", name, "addr", addr.String())
+	}
+}
+
+// isLoopbackAddr reports whether a listen address binds a loopback IP only, in which case
+// WebRTC must offer loopback candidates or nobody could reach it.
+func isLoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func newLogger(o *options, w io.Writer) (*slog.Logger, error) {

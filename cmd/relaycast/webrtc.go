@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
@@ -171,4 +172,41 @@ func (l pionLogger) Warnf(f string, a ...any) {
 func (l pionLogger) Error(msg string) { l.log.Warn(msg) }
 func (l pionLogger) Errorf(f string, a ...any) {
 	l.log.Warn(fmt.Sprintf(f, a...))
+}
+
+// parseICEServer reads a --webrtc-ice-server value: "stun:host:port",
+// "turn:host:port?transport=tcp" or "turns:host:port", with optional credentials written
+// "turn:user:password@host:port".
+func parseICEServer(v string) (webrtc.ICEServer, error) {
+	scheme, rest, ok := strings.Cut(v, ":")
+	switch {
+	case !ok || rest == "":
+		return webrtc.ICEServer{}, fmt.Errorf("ice server %q: want stun:host:port or turn:[user:pass@]host:port", v)
+	case scheme != "stun" && scheme != "stuns" && scheme != "turn" && scheme != "turns":
+		return webrtc.ICEServer{}, fmt.Errorf("ice server %q: scheme must be stun, stuns, turn or turns", v)
+	}
+	var srv webrtc.ICEServer
+	if creds, hostPart, hasCreds := strings.Cut(rest, "@"); hasCreds {
+		user, pass, ok := strings.Cut(creds, ":")
+		if !ok || user == "" {
+			return webrtc.ICEServer{}, fmt.Errorf("ice server %q: credentials must be user:password", redactICE(v))
+		}
+		srv.Username, srv.Credential = user, pass
+		rest = hostPart
+	}
+	host, _, _ := strings.Cut(rest, "?")
+	if _, _, err := net.SplitHostPort(host); err != nil {
+		return webrtc.ICEServer{}, fmt.Errorf("ice server %q: %w", redactICE(v), err)
+	}
+	srv.URLs = []string{scheme + ":" + rest}
+	return srv, nil
+}
+
+// redactICE hides the credentials of an ICE server URL in error messages.
+func redactICE(v string) string {
+	scheme, rest, _ := strings.Cut(v, ":")
+	if _, host, ok := strings.Cut(rest, "@"); ok {
+		return scheme + ":***@" + host
+	}
+	return v
 }
