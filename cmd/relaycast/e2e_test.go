@@ -66,7 +66,11 @@ type server struct {
 	logs    bytes.Buffer
 	exited  chan struct{}
 	dataDir string
+	addrs   map[string]string // listener name -> bound address, from the log
 }
+
+// addr returns the bound address of a listener ("rtsp", "rtmps", ...), "" when off.
+func (s *server) addr(name string) string { return s.addrs[name] }
 
 func startServer(t *testing.T, extra ...string) *server {
 	t.Helper()
@@ -119,6 +123,7 @@ func startServer(t *testing.T, extra ...string) *server {
 	t.Cleanup(s.stop)
 	select {
 	case a := <-addrs:
+		s.addrs = a
 		s.http, s.rtmp, s.rtmps = "http://"+a["http"], a["rtmp"], a["rtmps"]
 	case <-s.exited:
 		t.Fatalf("relaycast exited at start:\n%s", s.logText())

@@ -165,7 +165,6 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 			return err
 		}
 		closers = append(closers, whepSrv.Close)
-		log.Info("listening", "listener", "webrtc", "addr", o.WebRTCAddr)
 	}
 	metrics.MustRegister(newServerCollector(hlsSrv, rtmpSrv))
 
