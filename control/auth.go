@@ -51,13 +51,28 @@ func (s *Server) authenticate(r *http.Request) (*principal, error) {
 	if err != nil {
 		return nil, err
 	}
-	if strings.HasPrefix(tok, kindAPIKey+"_") {
-		return s.authAPIKey(r.Context(), tok)
-	}
-	return s.authJWT(r, tok)
+	return s.verifyCredential(r.Context(), tok, &usage{ip: clientIP(r), ua: userAgent(r)})
 }
 
-func (s *Server) authAPIKey(ctx context.Context, tok string) (*principal, error) {
+// usage is where a credential was used from, recorded as its last use.
+type usage struct {
+	ip, ua string
+}
+
+// verifyCredential checks a login token (JWT) or an API key (portal_...): its signature or
+// hash, expiry and revocation, and that its user still exists. It is the one credential
+// check of relaycast: the API middleware (authenticate) and playback (Resolve) both call
+// it. A refused credential is an *apiError with status 401; any other error is a database
+// failure. With use non-nil it records the last use (sessions: time, IP and User-Agent;
+// API keys: time); playback passes nil, as that would be a database write per HLS request.
+func (s *Server) verifyCredential(ctx context.Context, tok string, use *usage) (*principal, error) {
+	if strings.HasPrefix(tok, kindAPIKey+"_") {
+		return s.authAPIKey(ctx, tok, use)
+	}
+	return s.authJWT(ctx, tok, use)
+}
+
+func (s *Server) authAPIKey(ctx context.Context, tok string, use *usage) (*principal, error) {
 	if kind, ok := parseSecret(tok); !ok || kind != kindAPIKey {
 		return nil, errorf(http.StatusUnauthorized, "invalid API key")
 	}
@@ -83,8 +98,10 @@ func (s *Server) authAPIKey(ctx context.Context, tok string) (*principal, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.TouchAPIKey(ctx, k.ID, now); err != nil {
-		s.log.Warn("api key last use", "err", err)
+	if use != nil {
+		if err := s.store.TouchAPIKey(ctx, k.ID, now); err != nil {
+			s.log.Warn("api key last use", "err", err)
+		}
 	}
 	return &principal{User: u, Scopes: k.Scopes, APIKeyID: k.ID}, nil
 }
@@ -113,7 +130,7 @@ func (s *Server) issueToken(ctx context.Context, u store.User, ip, ua string) (s
 	return signed, claims.ExpiresAt.Time.UTC(), nil
 }
 
-func (s *Server) authJWT(r *http.Request, tok string) (*principal, error) {
+func (s *Server) authJWT(ctx context.Context, tok string, use *usage) (*principal, error) {
 	var claims jwt.RegisteredClaims
 	_, err := jwt.ParseWithClaims(tok, &claims, func(*jwt.Token) (any, error) { return s.jwtKey, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
@@ -126,7 +143,6 @@ func (s *Server) authJWT(r *http.Request, tok string) (*principal, error) {
 	if err != nil || claims.ID == "" {
 		return nil, errorf(http.StatusUnauthorized, "invalid token")
 	}
-	ctx := r.Context()
 	sess, err := s.store.SessionByJTI(ctx, claims.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errorf(http.StatusUnauthorized, "invalid token")
@@ -150,8 +166,10 @@ func (s *Server) authJWT(r *http.Request, tok string) (*principal, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.TouchSession(ctx, sess.JTI, clientIP(r), userAgent(r), now); err != nil {
-		s.log.Warn("session last use", "err", err)
+	if use != nil {
+		if err := s.store.TouchSession(ctx, sess.JTI, use.ip, use.ua, now); err != nil {
+			s.log.Warn("session last use", "err", err)
+		}
 	}
 	return &principal{User: u, Scopes: scopeAll, JTI: sess.JTI}, nil
 }

@@ -1,10 +1,12 @@
 package control
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 func FuzzParseSecret(f *testing.F) {
@@ -73,6 +75,35 @@ func FuzzCredential(f *testing.F) {
 		tok, err := credential(r)
 		if err == nil && tok == "" {
 			t.Fatal("empty credential accepted")
+		}
+	})
+}
+
+// FuzzPlaybackToken: the parser never panics, accepts only the canonical spelling, and
+// verifies only what the key signed (a mutated genuine token never verifies).
+func FuzzPlaybackToken(f *testing.F) {
+	key := deriveKey(make([]byte, 32), ptkPurpose)
+	exp := time.Unix(1_900_000_000, 0).UTC()
+	genuine := mintPlaybackToken(key, playbackToken{PlaybackID: "pub_0123456789abcdef01234567", Expires: exp, Epoch: 3})
+	f.Add(genuine)
+	f.Add(genuine[:len(genuine)-1] + "B")
+	f.Add("ptk_")
+	f.Add("ptk_" + strings.Repeat("A", ptkLen-4))
+	f.Add("ptk_" + strings.Repeat("_", ptkLen-4))
+	f.Add("pub_0123456789abcdef01234567")
+	f.Fuzz(func(t *testing.T, s string) {
+		tok, err := openPlaybackToken(key, s)
+		if err != nil {
+			if !errors.Is(err, errPtkMalformed) && !errors.Is(err, errPtkForged) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		if s != genuine {
+			t.Fatalf("verified a token the key did not sign: %q", s)
+		}
+		if !validPlaybackID(tok.PlaybackID) || mintPlaybackToken(key, tok) != s {
+			t.Fatalf("round trip of %q: %+v", s, tok)
 		}
 	})
 }

@@ -5,11 +5,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"sync"
-	"time"
 
 	"github.com/relaycast/relaycast/control/store"
-	"github.com/relaycast/relaycast/egress"
 	"github.com/relaycast/relaycast/ingest"
 )
 
@@ -101,73 +98,5 @@ func (s *Server) Release(g ingest.Grant) {
 	defer cancel()
 	if err := s.store.ReleaseRTMPToken(ctx, hash, s.now()); err != nil {
 		s.log.Warn("release rtmp token", "stream", g.StreamID, "err", err)
-	}
-}
-
-// Resolve implements egress.Resolver: a playback id (pub_...) resolves to itself, the bus
-// stream id, when a stream has it; anything else (including publish keys) is
-// egress.ErrNotFound.
-//
-// Private streams (is_public false) are unlisted, not protected: anyone who has the
-// playback id may watch, as with an unlisted video. They are only left out of
-// /api/streams/public and /api/streams/open. Access control for viewers is later work;
-// the Request carries the viewer's Token for it.
-//
-// Known ids are cached for a few seconds: HLS clients ask for a part several times a
-// second.
-func (s *Server) Resolve(ctx context.Context, req egress.Request) (string, error) {
-	if !validPlaybackID(req.ID) {
-		return "", egress.ErrNotFound
-	}
-	now := s.now()
-	if s.resolve.known(req.ID, now) {
-		return req.ID, nil
-	}
-	st, err := s.store.StreamByPlaybackID(ctx, req.ID)
-	if errors.Is(err, store.ErrNotFound) {
-		return "", egress.ErrNotFound
-	}
-	if err != nil {
-		return "", fmt.Errorf("resolve: %w", err)
-	}
-	s.resolve.add(st.PlaybackID, now.Add(resolveCacheTTL))
-	return st.PlaybackID, nil
-}
-
-// resolveCache remembers playback ids that exist, until an expiry.
-type resolveCache struct {
-	mu  sync.Mutex
-	ids map[string]time.Time
-}
-
-func (c *resolveCache) known(id string, now time.Time) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	exp, ok := c.ids[id]
-	return ok && now.Before(exp)
-}
-
-func (c *resolveCache) add(id string, exp time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ids == nil {
-		c.ids = make(map[string]time.Time)
-	}
-	c.ids[id] = exp
-}
-
-func (c *resolveCache) forget(id string) {
-	c.mu.Lock()
-	delete(c.ids, id)
-	c.mu.Unlock()
-}
-
-func (c *resolveCache) prune(now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for id, exp := range c.ids {
-		if !now.Before(exp) {
-			delete(c.ids, id)
-		}
 	}
 }

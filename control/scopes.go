@@ -13,7 +13,9 @@ import (
 //	GET  /api/streams, /api/streams/{id},
 //	     /api/streams/public, /api/streams/open,
 //	     /api/stats/public                           streams:read
-//	POST/PUT/DELETE /api/streams...                  streams:write (implies streams:read)
+//	POST/PUT/DELETE /api/streams... (including
+//	     playback-token and playback-token/revoke)   streams:write (implies streams:read)
+//	playback of a private stream with the key        streams:read
 //	everything else (API keys, tokens, admin)        "*" only
 //
 // "streams:*" is both streams scopes. Login tokens (JWT) always have "*". A key without the

@@ -91,7 +91,12 @@ func (s *Server) updateStream(ctx context.Context, p *principal, id int64, in st
 	if err := in.apply(&st); err != nil {
 		return store.Stream{}, err
 	}
-	return st, s.store.UpdateStream(ctx, st)
+	if err := s.store.UpdateStream(ctx, st); err != nil {
+		return store.Stream{}, err
+	}
+	// A change of is_public applies to the next playback request, not after the cache TTL.
+	s.resolve.forget(st.PlaybackID)
+	return st, nil
 }
 
 // deleteStream deletes stream id. A live publisher is not cut: it keeps publishing to the
@@ -110,7 +115,8 @@ func (s *Server) deleteStream(ctx context.Context, p *principal, id int64) error
 }
 
 // regenerateKey gives stream id a new publish key; the old key and the stream's unused
-// RTMP tokens stop working at once.
+// RTMP tokens stop working at once. The playback id and the playback tokens stay valid:
+// the publish key is the publisher's secret, not the viewers'.
 func (s *Server) regenerateKey(ctx context.Context, p *principal, id int64) (store.Stream, string, error) {
 	st, err := s.streamFor(ctx, p, id, true)
 	if err != nil {

@@ -33,9 +33,15 @@ type streamJSON struct {
 	Stats           *streamStats `json:"stats,omitempty"`
 }
 
+// playbackURLs are the stream's playback URLs, by pub_ id. For a private stream
+// (is_public false; only its owner and admins see it) they carry requires_token: true —
+// a viewer must add the owner's credential (Bearer or ?token=) or use the URLs of a
+// playback token from POST /api/streams/{id}/playback-token instead. Public streams leave
+// the field out.
 type playbackURLs struct {
-	HLS    string `json:"hls"`
-	WebRTC string `json:"webrtc"`
+	HLS           string `json:"hls"`
+	WebRTC        string `json:"webrtc"`
+	RequiresToken bool   `json:"requires_token,omitempty"`
 }
 
 // publishURLs are the ingest bases (the key goes in the encoder's stream key field);
@@ -84,7 +90,7 @@ func (s *Server) streamView(st store.Stream, kind streamViewKind, key string) st
 		PlaybackID:   st.PlaybackID,
 		CreatedAt:    apiTime(st.CreatedAt),
 		LastLiveAt:   apiTimePtr(st.LastLiveAt),
-		PlaybackURLs: playbackURLs{HLS: base + "/hls/index.m3u8", WebRTC: base + "/webrtc/whep"},
+		PlaybackURLs: playbackURLs{HLS: base + "/hls/index.m3u8", WebRTC: base + "/webrtc/whep", RequiresToken: !st.IsPublic},
 	}
 	if kind == viewOwner {
 		v.StreamKeyPrefix = st.KeyPrefix

@@ -209,6 +209,8 @@ func (s *Server) handleDeleteUser(w http.ResponseWriter, r *http.Request, p *pri
 	} else if err != nil {
 		return err
 	}
+	// Their streams went with them (cascade): none may resolve from the cache.
+	s.resolve.clear()
 	s.log.Info("user deleted", "by", p.User.ID, "user_id", id)
 	writeJSON(w, http.StatusOK, map[string]string{"message": "user deleted"})
 	return nil

@@ -76,6 +76,11 @@ CREATE TABLE rtmp_tokens (
 );
 CREATE INDEX rtmp_tokens_stream ON rtmp_tokens(stream_id);
 `,
+	// 2: playback_epoch, the generation of a stream's signed playback tokens (ptk_...):
+	// bumping it revokes every token issued before.
+	`
+ALTER TABLE streams ADD COLUMN playback_epoch INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // migrate creates schema_migrations and applies every migration not yet recorded, each in

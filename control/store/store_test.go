@@ -169,3 +169,42 @@ func TestClaimRTMPTokenConcurrently(t *testing.T) {
 		t.Fatalf("stale token not deleted")
 	}
 }
+
+// TestPlaybackEpochMigratesAndBumps upgrades a version-1 database that already has a
+// stream (its playback_epoch becomes 0) and bumps the epoch.
+func TestPlaybackEpochMigratesAndBumps(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v1.db")
+	old := migrations
+	migrations = old[:1]
+	s, err := Open(ctx, path)
+	migrations = old
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO users (username, password_hash, created_at) VALUES ('u', 'x', 0);
+		INSERT INTO streams (user_id, title, key_hash, key_prefix, playback_id, created_at) VALUES (1, 't', x'00', 'live_', 'pub_1', 0);`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatalf("upgrade: %v", err)
+	}
+	defer s.Close()
+	st, err := s.StreamByPlaybackID(ctx, "pub_1")
+	if err != nil || st.PlaybackEpoch != 0 {
+		t.Fatalf("migrated stream %+v %v", st, err)
+	}
+	for want := int64(1); want <= 2; want++ {
+		if e, err := s.BumpPlaybackEpoch(ctx, st.ID); err != nil || e != want {
+			t.Fatalf("bump: %d %v, want %d", e, err, want)
+		}
+	}
+	if st, _ := s.StreamByID(ctx, st.ID); st.PlaybackEpoch != 2 {
+		t.Fatalf("epoch %d after two bumps", st.PlaybackEpoch)
+	}
+	if _, err := s.BumpPlaybackEpoch(ctx, 999); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("bump unknown: %v", err)
+	}
+}

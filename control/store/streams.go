@@ -33,16 +33,19 @@ type Stream struct {
 	IsLive     int
 	LastLiveAt time.Time
 	CreatedAt  time.Time
+	// PlaybackEpoch is the generation of the stream's signed playback tokens: a token
+	// carries the epoch it was issued in and is void once BumpPlaybackEpoch moved on.
+	PlaybackEpoch int64
 }
 
 const streamCols = `id, user_id, title, description, is_public, rtmp_enabled, key_hash, key_prefix,
-	playback_id, is_live, last_live_at, created_at`
+	playback_id, is_live, last_live_at, created_at, playback_epoch`
 
 func scanStream(row interface{ Scan(...any) error }) (Stream, error) {
 	var st Stream
 	var lastLive, created sql.NullInt64
 	err := row.Scan(&st.ID, &st.UserID, &st.Title, &st.Description, &st.IsPublic, &st.RTMPEnabled,
-		&st.KeyHash, &st.KeyPrefix, &st.PlaybackID, &st.IsLive, &lastLive, &created)
+		&st.KeyHash, &st.KeyPrefix, &st.PlaybackID, &st.IsLive, &lastLive, &created, &st.PlaybackEpoch)
 	st.LastLiveAt, st.CreatedAt = fromMS(lastLive), fromMS(created)
 	return st, err
 }
@@ -144,6 +147,15 @@ func (s *Store) SetStreamKey(ctx context.Context, id int64, hash []byte, prefix 
 		return err
 	}
 	return tx.Commit()
+}
+
+// BumpPlaybackEpoch increments the playback epoch of stream id (voiding its signed
+// playback tokens) and returns the new epoch; ErrNotFound if id does not exist.
+func (s *Store) BumpPlaybackEpoch(ctx context.Context, id int64) (int64, error) {
+	var epoch int64
+	err := s.db.QueryRowContext(ctx,
+		"UPDATE streams SET playback_epoch = playback_epoch + 1 WHERE id = ? RETURNING playback_epoch", id).Scan(&epoch)
+	return epoch, notFound(err)
 }
 
 // DeleteStream deletes stream id (its RTMP tokens go with it).
