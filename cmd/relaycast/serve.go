@@ -113,6 +113,7 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 	logListener(log, "rtmp", rtmpSrv.Addr())
 	logListener(log, "rtmps", rtmpSrv.TLSAddr())
 
+	var rtspURL, rtspsURL func(public string) string
 	if o.RTSPAddr != "" || o.RTSPSAddr != "" {
 		player, err := rtspegress.New(rtspegress.Config{Hub: hub, Resolver: late, Logger: log.With("component", "rtsp-play")})
 		if err != nil {
@@ -136,6 +137,8 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 		closers = append(closers, rtspSrv.Close)
 		logListener(log, "rtsp", rtspSrv.Addr())
 		logListener(log, "rtsps", rtspSrv.TLSAddr())
+		rtspURL = func(pub string) string { return publishURL("rtsp", pub, rtspSrv.Addr()) }
+		rtspsURL = func(pub string) string { return publishURL("rtsps", pub, rtspSrv.TLSAddr()) }
 	}
 
 	var whipSrv *whip.Server
@@ -194,6 +197,9 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 		},
 		Metrics: metrics,
 		Logger:  log.With("component", "control"),
+	}
+	if rtspURL != nil {
+		cfg.RTSPURL, cfg.RTSPSURL = rtspURL(pub), rtspsURL(pub)
 	}
 	// Typed nil pointers must not become non-nil interfaces.
 	if whipSrv != nil {
@@ -282,7 +288,7 @@ func publicURL(flagValue string, ln net.Listener) string {
 	return "http://" + net.JoinHostPort(host, port)
 }
 
-// publishURL returns the publish base URL (scheme://host:port/live) of a bound ingest
+// publishURL returns the base URL (scheme://host:port/live) of a bound RTMP or RTSP
 // listener, with the public URL's host; "" when the listener is off.
 func publishURL(scheme, public string, addr net.Addr) string {
 	if addr == nil {

@@ -33,8 +33,10 @@
 // request for content that does not exist yet (the first playlist, a blocking playlist
 // reload, a preload-hinted part) waits at most Config.RequestTimeout, then gets 503.
 // Playlists are sent with Cache-Control no-cache; segments, parts and init files (named
-// with the muxer's random prefix, never reused) with max-age=3600, immutable. Every
-// response allows any origin (CORS): HLS media is public by playback id.
+// with the muxer's random prefix, never reused) with max-age=3600, immutable — "public"
+// for public streams, "private" when the request carried a credential (a private stream's
+// viewer), so that shared caches never hand it to others. Every response allows any
+// origin (CORS): access is decided by the Resolver, not by the origin.
 //
 // # Viewers
 //

@@ -34,7 +34,8 @@ func parsePath(p string) (id, file string, ok bool) {
 // index.m3u8, media playlists, init files, segments and Low-Latency HLS parts.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.requests.Add(1)
-	// HLS media is public by playback id: players on other origins may read it.
+	// Players on other origins may read HLS; access is checked by the Resolver, not by
+	// the origin.
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
@@ -88,7 +89,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st.sessions.touch(sessionKey(s.seed, r), time.Now().UnixNano())
-	s.serveMuxer(w, r, mx, file)
+	s.serveMuxer(w, r, mx, file, token != "" || strings.HasPrefix(id, "ptk_"))
 }
 
 // Gate states.
@@ -104,7 +105,7 @@ const (
 // RequestTimeout, the request gets 503 and the goroutine's later output is discarded; it
 // ends when the content appears or the muxer closes, and Close waits for it. Once Handle
 // starts answering it writes straight to w (no copy of the segment) and ServeHTTP waits.
-func (s *Server) serveMuxer(w http.ResponseWriter, r *http.Request, mx *muxer, file string) {
+func (s *Server) serveMuxer(w http.ResponseWriter, r *http.Request, mx *muxer, file string, private bool) {
 	if s.abandoned.Load() >= maxAbandoned {
 		writeError(w, http.StatusServiceUnavailable, "too many pending requests")
 		return
@@ -131,6 +132,9 @@ func (s *Server) serveMuxer(w http.ResponseWriter, r *http.Request, mx *muxer, f
 		hdr:      make(http.Header, 2),
 		started:  make(chan struct{}),
 		playlist: strings.HasSuffix(file, ".m3u8"),
+		// Media fetched with a credential (a private stream's viewer) must not be kept by
+		// shared caches, which would hand it to anyone.
+		private: private,
 	}
 	done := make(chan struct{})
 	go func() {
@@ -174,6 +178,7 @@ type gate struct {
 	state    atomic.Int32
 	started  chan struct{}
 	playlist bool
+	private  bool
 	errored  bool
 	n        int64
 }
@@ -209,7 +214,11 @@ func (g *gate) WriteHeader(code int) {
 		h.Set("Cache-Control", "no-cache")
 	} else {
 		// Segment, part and init names carry the muxer's random prefix: never reused.
-		h.Set("Cache-Control", "public, max-age=3600, immutable")
+		if g.private {
+			h.Set("Cache-Control", "private, max-age=3600, immutable")
+		} else {
+			h.Set("Cache-Control", "public, max-age=3600, immutable")
+		}
 	}
 	g.w.WriteHeader(code)
 }

@@ -236,6 +236,10 @@ func TestFFprobeReadsEveryVariant(t *testing.T) {
 			if got := m.header.Get("Cache-Control"); got != "public, max-age=3600, immutable" {
 				t.Errorf("segment Cache-Control %q", got)
 			}
+			// Fetched with a credential (a private stream's viewer): no shared caching.
+			if got := get(t, e.url("pub_a", seg)+"?token=owner", "").header.Get("Cache-Control"); got != "private, max-age=3600, immutable" {
+				t.Errorf("credentialed segment Cache-Control %q", got)
+			}
 			wantType := "video/mp4"
 			if variant == VariantMPEGTS {
 				wantType = "video/mp2t"
