@@ -113,14 +113,14 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 	logListener(log, "rtmp", rtmpSrv.Addr())
 	logListener(log, "rtmps", rtmpSrv.TLSAddr())
 
-	var rtspURL, rtspsURL func(public string) string
+	var rtspSrv *rtspingest.Server
 	if o.RTSPAddr != "" || o.RTSPSAddr != "" {
 		player, err := rtspegress.New(rtspegress.Config{Hub: hub, Resolver: late, Logger: log.With("component", "rtsp-play")})
 		if err != nil {
 			return err
 		}
 		closers = append(closers, player.Close)
-		rtspSrv, err := rtspingest.New(rtspingest.Config{
+		rtspSrv, err = rtspingest.New(rtspingest.Config{
 			Addr:       o.RTSPAddr,
 			TLSAddr:    o.RTSPSAddr,
 			TLSConfig:  tlsConf,
@@ -137,8 +137,6 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 		closers = append(closers, rtspSrv.Close)
 		logListener(log, "rtsp", rtspSrv.Addr())
 		logListener(log, "rtsps", rtspSrv.TLSAddr())
-		rtspURL = func(pub string) string { return publishURL("rtsp", pub, rtspSrv.Addr()) }
-		rtspsURL = func(pub string) string { return publishURL("rtsps", pub, rtspSrv.TLSAddr()) }
 	}
 
 	var whipSrv *whip.Server
@@ -198,8 +196,8 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 		Metrics: metrics,
 		Logger:  log.With("component", "control"),
 	}
-	if rtspURL != nil {
-		cfg.RTSPURL, cfg.RTSPSURL = rtspURL(pub), rtspsURL(pub)
+	if rtspSrv != nil {
+		cfg.RTSPURL, cfg.RTSPSURL = publishURL("rtsp", pub, rtspSrv.Addr()), publishURL("rtsps", pub, rtspSrv.TLSAddr())
 	}
 	// Typed nil pointers must not become non-nil interfaces.
 	if whipSrv != nil {

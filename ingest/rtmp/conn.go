@@ -21,6 +21,9 @@ import (
 	"github.com/relaycast/relaycast/ingest"
 )
 
+// errPlayEnded ends a connection whose player the Player has finished serving.
+var errPlayEnded = errors.New("rtmp: play ended")
+
 // appName is the RTMP application publishers connect to: rtmp://host/live/KEY.
 const appName = "live"
 
@@ -49,6 +52,8 @@ type conn struct {
 	granted   bool
 	admitted  bool // counted in Server.publishers
 	refused   bool // the refusal was logged already
+	playing   bool // handed to the Player
+	playErr   error
 	sess      *session
 	buf       bytes.Buffer
 	refreshed time.Time // when the read deadline was last pushed back
@@ -160,9 +165,44 @@ func (c *conn) OnPublish(_ *gortmp.StreamContext, _ uint32, cmd *message.NetStre
 	return nil
 }
 
-// OnPlay refuses players: this server only ingests.
-func (c *conn) OnPlay(_ *gortmp.StreamContext, _ uint32, _ *message.NetStreamPlay) error {
-	return c.refuse("play is not served on the ingest listener")
+// OnPlay hands a player to Config.Player (refused without one). The Player serves the
+// connection until the viewer leaves; then the connection closes.
+func (c *conn) OnPlay(sc *gortmp.StreamContext, _ uint32, cmd *message.NetStreamPlay) (err error) {
+	defer c.recoverPanic(&err)
+	p := c.s.cfg.Player
+	if p == nil {
+		return c.refuse("play is not served on this listener")
+	}
+	if c.sess != nil || c.granted || c.playing {
+		return c.refuse("play on a connection that publishes or plays already")
+	}
+	name, query := splitQuery(cmd.StreamName)
+	app, appQuery := splitQuery(c.app)
+	if query == "" {
+		query = appQuery
+	}
+	if name == "" && strings.HasPrefix(app, appName+"/") {
+		name = app[len(appName)+1:] // "live/ID" as the application, empty play name
+	}
+	if name == "" || strings.ContainsAny(name, "/ \t\r\n") || len(name) > 512 {
+		return c.refuse("no playback id in the play URL")
+	}
+	c.playing = true
+	c.s.players.Add(1)
+	defer c.s.players.Add(-1)
+	// The handshake deadline covered the setup; the Player sets its own from here.
+	_ = c.nc.Conn.SetDeadline(time.Time{})
+	// The Player writes to the socket itself (unwrapped: writev on TCP); go-rtmp's writer is
+	// idle by now (its last message, createStream's result, was answered by this play).
+	perr := p.Play(c.s.ctx, PlayRequest{
+		App: app, Name: name, Query: query, RemoteAddr: c.nc.RemoteAddr().String(),
+		Secure: c.nc.proto == ingest.ProtocolRTMPS, StreamID: sc.StreamID,
+	}, c.nc.Conn)
+	c.playErr = perr
+	// Close the socket before go-rtmp answers the play command: its reply and its read
+	// loop fail at once, which ends the connection.
+	c.nc.abort()
+	return errPlayEnded
 }
 
 // OnSetDataFrame takes the stream's metadata hints.
@@ -238,6 +278,8 @@ func (c *conn) OnClose() {
 	}
 	reason, abnormal := c.closeReason()
 	switch {
+	case c.playing:
+		c.log.Debug("player connection closed", "err", c.playErr)
 	case c.refused:
 		// logged when refused
 	case c.admitted:

@@ -25,6 +25,15 @@
 // mid-stream installs a new track (Publisher.SetTrack); a track that starts only after
 // publishing began is ignored.
 //
+// # Playing
+//
+// Play requests (rtmp://host/live/PLAYBACK_ID[?token=...]) go to Config.Player (egress/rtmp,
+// wired by cmd/relaycast), or are refused with NetStream.Play.Failed when it is nil. After
+// go-rtmp's handshake, connect and createStream, the connection's goroutine calls
+// Player.Play with the request and the raw socket (no deadline; the TLS connection for
+// RTMPS) and the Player owns it until it returns; the server then closes it. A connection
+// that published cannot play, and a playing connection cannot publish.
+//
 // # Timestamps
 //
 // RTMP's 32-bit millisecond timestamps are extended across their wrap; DTS increases per

@@ -45,6 +45,10 @@ type Config struct {
 	// tracks its metadata announces before the stream starts with the tracks it has.
 	// Default 2 s.
 	TrackWait time.Duration
+
+	// Player serves play requests (rtmp://host/live/PLAYBACK_ID) on the same listeners;
+	// nil refuses them (NetStream.Play.Failed).
+	Player Player
 }
 
 func (c *Config) setDefaults() {
@@ -71,6 +75,8 @@ type Stats struct {
 	Connections int64
 	// Publishers is the number of connections admitted to publish.
 	Publishers int64
+	// Players is the number of connections handed to the Player.
+	Players int64
 	// Accepted counts the connections accepted since the start.
 	Accepted uint64
 	// Refused counts the connect, publish or play requests refused.
@@ -100,6 +106,7 @@ type Server struct {
 
 	connections atomic.Int64
 	publishers  atomic.Int64
+	players     atomic.Int64
 	accepted    atomic.Uint64
 	refused     atomic.Uint64
 	bytesIn     atomic.Uint64
@@ -171,6 +178,7 @@ func (s *Server) Stats() Stats {
 	return Stats{
 		Connections: s.connections.Load(),
 		Publishers:  s.publishers.Load(),
+		Players:     s.players.Load(),
 		Accepted:    s.accepted.Load(),
 		Refused:     s.refused.Load(),
 		BytesIn:     s.bytesIn.Load(),
