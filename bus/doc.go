@@ -8,7 +8,8 @@
 // publisher of the same id gets [ErrBusy]. When the publisher closes, the stream enters a
 // grace period (Config.ReconnectGrace, 30 s by default): readers stay attached, and a new
 // Publish of the same id within the grace resumes the same stream, with timestamps shifted
-// so that they continue where the previous publisher stopped. When the grace runs out the
+// so that they continue one frame after where the previous publisher stopped (the
+// outage is not inserted into the timeline: muxers see an ordinary frame step). When the grace runs out the
 // stream ends and its readers get [ErrEnded].
 //
 // # Ordering and blocking

@@ -80,13 +80,16 @@ func (p *Publisher) Write(u *Unit) {
 		p.shiftSet = true
 		if p.resumed {
 			s.mu.Lock()
-			last, lastAt := s.lastDTS, s.lastArrival
+			last, step := s.lastDTS, s.lastStep
 			s.mu.Unlock()
-			gap := u.Arrival.Sub(lastAt)
-			if lastAt.IsZero() || gap < 0 {
-				gap = 0
+			// The resumed timeline continues one frame after the last unit, not after the
+			// wall-clock outage: muxers (LL-HLS parts, MKV clusters) then see an ordinary
+			// frame step instead of a multi-second sample that would stretch the part target
+			// and the playlist's hold-back. Viewers simply resume where they stopped.
+			if step <= 0 {
+				step = time.Millisecond
 			}
-			p.shift = last + gap - u.DTS
+			p.shift = last + step - u.DTS
 		}
 	}
 	if p.shift != 0 {
@@ -96,7 +99,10 @@ func (p *Publisher) Write(u *Unit) {
 	s.write(u)
 	if u.Track.Codec.IsVideo() || !s.hasVideo.Load() {
 		s.mu.Lock()
-		s.lastDTS, s.lastArrival = u.DTS, u.Arrival
+		if d := u.DTS - s.lastDTS; d > 0 && d < time.Second {
+			s.lastStep = d
+		}
+		s.lastDTS = u.DTS
 		s.mu.Unlock()
 	}
 }

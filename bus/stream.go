@@ -55,11 +55,11 @@ type Stream struct {
 	publisher *Publisher
 	grace     *time.Timer
 	started   time.Time
-	// lastDTS and lastArrival are the last written unit's, used to shift the timestamps of a
-	// resumed publisher so that they continue.
-	lastDTS     time.Duration
-	lastArrival time.Time
-	external    map[string]int
+	// lastDTS is the last written (video) unit's DTS and lastStep the step before it, used
+	// to shift the timestamps of a resumed publisher so that they continue.
+	lastDTS  time.Duration
+	lastStep time.Duration
+	external map[string]int
 
 	hasVideo     atomic.Bool
 	unitsIn      atomic.Uint64
