@@ -135,12 +135,16 @@ func (s *Server) serveMuxer(w http.ResponseWriter, r *http.Request, mx *muxer, f
 		// Media fetched with a credential (a private stream's viewer) must not be kept by
 		// shared caches, which would hand it to anyone.
 		private: private,
+		// Non-Apple players get LL-HLS playlists without gohlslib's leading EXT-X-GAP
+		// segments (playlist.go).
+		stripGaps: strings.HasSuffix(file, ".m3u8") && !keepsGaps(r.UserAgent()),
 	}
 	done := make(chan struct{})
 	go func() {
 		defer s.hwg.Done()
 		defer close(done)
 		mx.m.Handle(g, r2)
+		g.flush()
 		s.bytesServed.Add(uint64(g.n))
 		if !g.state.CompareAndSwap(gateWaiting, gateFinished) && g.state.Load() == gateAbandoned {
 			s.abandoned.Add(-1)
@@ -181,6 +185,9 @@ type gate struct {
 	private  bool
 	errored  bool
 	n        int64
+	// stripGaps buffers the playlist in buf and writes it without leading gaps in flush.
+	stripGaps bool
+	buf       []byte
 }
 
 func (g *gate) Header() http.Header { return g.hdr }
@@ -208,6 +215,9 @@ func (g *gate) WriteHeader(code int) {
 	for k, v := range g.hdr {
 		h[k] = v
 	}
+	if g.stripGaps {
+		h.Del("Content-Length") // the body is rewritten
+	}
 	if g.playlist {
 		// Playlists change every part/segment; gohlslib allows 30 s on the multivariant
 		// playlist, which would hide a restarted muxer from players and CDNs.
@@ -230,9 +240,23 @@ func (g *gate) Write(p []byte) (int, error) {
 	if g.state.Load() != gateStreaming || g.errored {
 		return len(p), nil
 	}
+	if g.stripGaps {
+		g.buf = append(g.buf, p...)
+		return len(p), nil
+	}
 	n, err := g.w.Write(p)
 	g.n += int64(n)
 	return n, err
+}
+
+// flush writes a buffered playlist once gohlslib is done with it.
+func (g *gate) flush() {
+	if len(g.buf) == 0 || g.state.Load() != gateStreaming || g.errored {
+		return
+	}
+	n, _ := g.w.Write(stripLeadingGaps(g.buf))
+	g.n += int64(n)
+	g.buf = nil
 }
 
 // errorBody is relaycast's error shape.
