@@ -10,7 +10,8 @@
 // 422), OPTIONS lists the methods. The playback id goes through the egress.Resolver
 // (token from ?token= or a Bearer header). Errors are JSON {"error","status"}: 400 bad offer
 // or an offer that can receive none of the stream's codecs, 403 forbidden, 404 unknown
-// playback id or offline stream, 415 wrong Content-Type.
+// playback id or offline stream, 415 wrong Content-Type. The HTTP resource model is
+// WHIP's, from ingest/whip/signal; this package admits viewers and feeds their tracks.
 //
 // # Media
 //

@@ -149,7 +149,7 @@ func makeClip(t *testing.T) *clip {
 		t.Fatal(err)
 	}
 	asc := mpeg4audio.AudioSpecificConfig{Type: pkts[0].Type, SampleRate: pkts[0].SampleRate,
-		ChannelCount: 2, ChannelConfig: pkts[0].ChannelConfig}
+		ChannelConfig: pkts[0].ChannelConfig}
 	ascb, err := asc.Marshal()
 	if err != nil {
 		t.Fatal(err)

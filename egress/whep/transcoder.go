@@ -187,10 +187,10 @@ func (t *transcoder) startProc(tr *bus.Track) (*ffmpegProc, error) {
 	if err := p.asc.Unmarshal(tr.Config); err != nil {
 		return nil, fmt.Errorf("aac config: %w", err)
 	}
-	if p.asc.SampleRate <= 0 || p.asc.ChannelCount <= 0 {
-		return nil, fmt.Errorf("aac config: %d Hz, %d channels", p.asc.SampleRate, p.asc.ChannelCount)
+	if p.asc.SampleRate <= 0 || ascChannels(p.asc.ChannelConfig) <= 0 {
+		return nil, fmt.Errorf("aac config: %d Hz, %d channels", p.asc.SampleRate, ascChannels(p.asc.ChannelConfig))
 	}
-	channels := min(p.asc.ChannelCount, 2)
+	channels := min(ascChannels(p.asc.ChannelConfig), 2)
 	args := []string{"-hide_banner", "-loglevel", "error",
 		// Start at once: no probing beyond the first ADTS header, no input buffering.
 		"-fflags", "+nobuffer", "-probesize", "32", "-analyzeduration", "0",
@@ -251,9 +251,6 @@ func (p *ffmpegProc) write(u *bus.Unit) {
 	}
 	*p.adts[0] = mpeg4audio.ADTSPacket{Type: typ, SampleRate: p.asc.SampleRate,
 		ChannelConfig: p.asc.ChannelConfig, AU: u.Payload}
-	if p.asc.ChannelConfig == 0 {
-		p.adts[0].ChannelConfig = uint8(min(p.asc.ChannelCount, 7))
-	}
 	b, err := p.adts.Marshal()
 	if err != nil {
 		return
@@ -399,4 +396,18 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(t.b)
+}
+
+// ascChannels is the channel count of an AudioSpecificConfig channel configuration (ISO
+// 14496-3 table 1.19), as mediacommon's deprecated ChannelCount computed it: 0 when a
+// program config element defines the layout, which the transcoder refuses (so the ADTS
+// headers it writes always carry the configuration as is).
+func ascChannels(config uint8) int {
+	switch {
+	case config >= 1 && config <= 6:
+		return int(config)
+	case config == 7:
+		return 8
+	}
+	return 0
 }

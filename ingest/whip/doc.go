@@ -11,7 +11,10 @@
 // The server does not trickle: its answer carries all its candidates (the shared UDP/TCP
 // port). Errors are JSON {"error","status"}: 400 bad or unsupported offer, 401 unknown
 // key, 403 key not allowed over WHIP, 409 the stream already has a publisher, 415 wrong
-// Content-Type. A Bearer token is accepted and ignored: the key is in the URL.
+// Content-Type. A Bearer token is accepted and ignored: the key is in the URL. The HTTP
+// resource model (paths, session table, trickle ICE, the peer connection's life cycle) is
+// package signal's, shared with egress/whep; this package admits publishers and turns
+// their tracks into bus units.
 //
 // # Codecs
 //

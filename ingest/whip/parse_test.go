@@ -1,12 +1,12 @@
 package whip
 
 import (
-	"bytes"
 	"testing"
 
 	"github.com/pion/rtp"
 
 	"github.com/relaycast/relaycast/bus"
+	"github.com/relaycast/relaycast/ingest/whip/signal"
 )
 
 const browserOffer = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n" +
@@ -31,16 +31,16 @@ func TestParseOfferChoosesCodecs(t *testing.T) {
 		t.Fatalf("summary %+v", sum)
 	}
 	a, v := sum.choices["0"], sum.choices["1"]
-	if a.codec != bus.CodecOpus || a.best.pt != 111 {
+	if a.codec != bus.CodecOpus || a.best.PT != 111 {
 		t.Fatalf("audio choice %+v", a)
 	}
 	// Constrained baseline with packetization-mode 1 wins over high, VP8, AV1 and the
 	// packetization-mode 0 variant; its RTX comes along, and its feedback (own + wildcard).
-	if v.codec != bus.CodecH264 || v.best.pt != 104 || v.rtx == nil || v.rtx.pt != 106 {
+	if v.codec != bus.CodecH264 || v.best.PT != 104 || v.rtx == nil || v.rtx.PT != 106 {
 		t.Fatalf("video choice %+v", v)
 	}
-	if len(v.best.feedback) != 2 || v.best.feedback[0].Type != "nack" || v.best.feedback[0].Parameter != "pli" {
-		t.Fatalf("feedback %+v", v.best.feedback)
+	if len(v.best.Feedback) != 2 || v.best.Feedback[0].Type != "nack" || v.best.Feedback[0].Parameter != "pli" {
+		t.Fatalf("feedback %+v", v.best.Feedback)
 	}
 	p := v.params("video")
 	if len(p) != 2 || p[0].MimeType != "video/H264" || p[0].ClockRate != 90000 {
@@ -73,32 +73,10 @@ func TestRankTable(t *testing.T) {
 		{"audio", "H264", 90000, "packetization-mode=1", bus.CodecUnknown, 0},
 	}
 	for _, c := range cases {
-		oc := offeredCodec{name: c.name, rate: c.rate, fmtp: c.fmtp}
+		oc := signal.OfferedCodec{Name: c.name, Rate: c.rate, Fmtp: c.fmtp}
 		score, codec := rank(c.kind, &oc)
 		if score != c.wantScore || codec != c.wantCodec {
 			t.Errorf("%s %s %q: score %d codec %v, want %d %v", c.kind, c.name, c.fmtp, score, codec, c.wantScore, c.wantCodec)
-		}
-	}
-}
-
-func TestParsePath(t *testing.T) {
-	cases := []struct {
-		path, key, sid string
-		ok             bool
-	}{
-		{"/api/stream/live_x/webrtc/whip", "live_x", "", true},
-		{"/api/stream/live_x/webrtc/whip/", "live_x", "", true},
-		{"/api/stream/live_x/webrtc/whip/abc", "live_x", "abc", true},
-		{"/api/stream/live_x/webrtc/whip/abc/d", "", "", false},
-		{"/api/stream//webrtc/whip", "", "", false},
-		{"/api/stream/a/b/webrtc/whip", "", "", false},
-		{"/api/stream/live_x/webrtc/whipx", "", "", false},
-		{"/other", "", "", false},
-	}
-	for _, c := range cases {
-		key, sid, ok := parsePath(c.path)
-		if key != c.key || sid != c.sid || ok != c.ok {
-			t.Errorf("%s: %q %q %v", c.path, key, sid, ok)
 		}
 	}
 }
@@ -200,22 +178,6 @@ func FuzzParseOffer(f *testing.F) {
 				t.Fatal("chose an unknown codec")
 			}
 			_ = ch.params("video")
-		}
-	})
-}
-
-func FuzzParseTrickle(f *testing.F) {
-	f.Add([]byte("a=ice-ufrag:uf\r\na=ice-pwd:pw\r\nm=audio 9 RTP/AVP 0\r\na=mid:0\r\na=candidate:1 1 udp 1 127.0.0.1 9 typ host\r\na=end-of-candidates\r\n"), "uf")
-	f.Add([]byte("a=candidate:1 1 udp 1 ::1 9 typ host\n"), "")
-	f.Fuzz(func(t *testing.T, b []byte, ufrag string) {
-		cands, err := parseTrickle(b, ufrag)
-		if err != nil {
-			return
-		}
-		for _, c := range cands {
-			if !bytes.HasPrefix([]byte(c.Candidate), []byte("candidate:")) {
-				t.Fatalf("candidate %q", c.Candidate)
-			}
 		}
 	})
 }

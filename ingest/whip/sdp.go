@@ -6,108 +6,17 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/relaycast/relaycast/bus"
+	"github.com/relaycast/relaycast/ingest/whip/signal"
 )
-
-// offeredCodec is one payload type of an offer's media section.
-type offeredCodec struct {
-	pt       uint8
-	name     string // encoding name as offered (H264, opus, rtx, ...)
-	rate     uint32
-	channels uint16
-	fmtp     string
-	feedback []webrtc.RTCPFeedback
-}
-
-// param returns the value of an fmtp parameter.
-func (c *offeredCodec) param(key string) (string, bool) {
-	for kv := range strings.SplitSeq(c.fmtp, ";") {
-		k, v, _ := strings.Cut(strings.TrimSpace(kv), "=")
-		if strings.EqualFold(k, key) {
-			return v, true
-		}
-	}
-	return "", false
-}
-
-// mediaCodecs lists the codecs of one media section in offer order, from its format list,
-// a=rtpmap, a=fmtp and a=rtcp-fb lines. Payload types without an rtpmap are skipped (static
-// payload types are not offered by WebRTC peers for the codecs we take).
-func mediaCodecs(md *sdp.MediaDescription) []offeredCodec {
-	var out []offeredCodec
-	index := map[uint8]int{}
-	for _, f := range md.MediaName.Formats {
-		pt, err := strconv.ParseUint(f, 10, 7)
-		if err != nil {
-			continue
-		}
-		if _, dup := index[uint8(pt)]; dup {
-			continue
-		}
-		index[uint8(pt)] = len(out)
-		out = append(out, offeredCodec{pt: uint8(pt)})
-	}
-	var wildcardFB []webrtc.RTCPFeedback
-	for _, a := range md.Attributes {
-		ptStr, rest, _ := strings.Cut(a.Value, " ")
-		rest = strings.TrimSpace(rest)
-		if a.Key == "rtcp-fb" && ptStr == "*" {
-			typ, param, _ := strings.Cut(rest, " ")
-			wildcardFB = append(wildcardFB, webrtc.RTCPFeedback{Type: typ, Parameter: param})
-			continue
-		}
-		pt, err := strconv.ParseUint(ptStr, 10, 7)
-		if err != nil {
-			continue
-		}
-		i, ok := index[uint8(pt)]
-		if !ok {
-			continue
-		}
-		c := &out[i]
-		switch a.Key {
-		case "rtpmap":
-			parts := strings.Split(rest, "/")
-			if len(parts) < 2 {
-				continue
-			}
-			rate, err := strconv.ParseUint(parts[1], 10, 32)
-			if err != nil {
-				continue
-			}
-			c.name, c.rate = parts[0], uint32(rate)
-			if len(parts) > 2 {
-				if ch, err := strconv.ParseUint(parts[2], 10, 16); err == nil {
-					c.channels = uint16(ch)
-				}
-			}
-		case "fmtp":
-			c.fmtp = rest
-		case "rtcp-fb":
-			typ, param, _ := strings.Cut(rest, " ")
-			if len(c.feedback) < 16 {
-				c.feedback = append(c.feedback, webrtc.RTCPFeedback{Type: typ, Parameter: param})
-			}
-		}
-	}
-	kept := out[:0]
-	for _, c := range out {
-		if c.name != "" {
-			c.feedback = append(c.feedback, wildcardFB...)
-			kept = append(kept, c)
-		}
-	}
-	return kept
-}
 
 // codecChoice is what a session answers for one media section.
 type codecChoice struct {
 	codec bus.Codec
-	best  offeredCodec
-	rtx   *offeredCodec
+	best  signal.OfferedCodec
+	rtx   *signal.OfferedCodec
 }
 
 // params returns the codec preferences to give the transceiver: the chosen codec and its
@@ -121,15 +30,15 @@ func (c codecChoice) params(kind string) []webrtc.RTPCodecParameters {
 	return out
 }
 
-func toParams(kind string, c offeredCodec) webrtc.RTPCodecParameters {
+func toParams(kind string, c signal.OfferedCodec) webrtc.RTPCodecParameters {
 	return webrtc.RTPCodecParameters{
-		PayloadType: webrtc.PayloadType(c.pt),
+		PayloadType: webrtc.PayloadType(c.PT),
 		RTPCodecCapability: webrtc.RTPCodecCapability{
-			MimeType:     kind + "/" + c.name,
-			ClockRate:    c.rate,
-			Channels:     c.channels,
-			SDPFmtpLine:  c.fmtp,
-			RTCPFeedback: c.feedback,
+			MimeType:     kind + "/" + c.Name,
+			ClockRate:    c.Rate,
+			Channels:     c.Channels,
+			SDPFmtpLine:  c.Fmtp,
+			RTCPFeedback: c.Feedback,
 		},
 	}
 }
@@ -138,7 +47,7 @@ func toParams(kind string, c offeredCodec) webrtc.RTPCodecParameters {
 // or "video"): H.264 with packetization-mode 1 first (constrained baseline, then high,
 // main, other profiles), then AV1, VP9 profile 0, VP8; Opus for audio. ok is false when
 // none of the offered codecs can go to the bus.
-func chooseCodec(kind string, offered []offeredCodec) (codecChoice, bool) {
+func chooseCodec(kind string, offered []signal.OfferedCodec) (codecChoice, bool) {
 	var (
 		best      codecChoice
 		bestScore int
@@ -152,10 +61,10 @@ func chooseCodec(kind string, offered []offeredCodec) (codecChoice, bool) {
 	if bestScore == 0 {
 		return codecChoice{}, false
 	}
-	apt := "apt=" + strconv.Itoa(int(best.best.pt))
+	apt := "apt=" + strconv.Itoa(int(best.best.PT))
 	for _, c := range offered {
-		if strings.EqualFold(c.name, "rtx") {
-			if v, ok := c.param("apt"); ok && "apt="+v == apt {
+		if strings.EqualFold(c.Name, "rtx") {
+			if v, ok := c.Param("apt"); ok && "apt="+v == apt {
 				r := c
 				best.rtx = &r
 				break
@@ -166,26 +75,26 @@ func chooseCodec(kind string, offered []offeredCodec) (codecChoice, bool) {
 }
 
 // rank scores an offered codec (0: not taken).
-func rank(kind string, c *offeredCodec) (int, bus.Codec) {
+func rank(kind string, c *signal.OfferedCodec) (int, bus.Codec) {
 	switch kind {
 	case "audio":
-		if strings.EqualFold(c.name, "opus") && c.rate == 48000 {
+		if strings.EqualFold(c.Name, "opus") && c.Rate == 48000 {
 			return 100, bus.CodecOpus
 		}
 	case "video":
-		if c.rate != 90000 {
+		if c.Rate != 90000 {
 			return 0, bus.CodecUnknown
 		}
-		switch strings.ToUpper(c.name) {
+		switch strings.ToUpper(c.Name) {
 		case "H264":
-			if pm, _ := c.param("packetization-mode"); pm != "1" {
+			if pm, _ := c.Param("packetization-mode"); pm != "1" {
 				return 0, bus.CodecUnknown
 			}
 			return 60 + h264ProfileScore(c), bus.CodecH264
 		case "AV1":
 			return 50, bus.CodecAV1
 		case "VP9":
-			if p, ok := c.param("profile-id"); ok && p != "0" {
+			if p, ok := c.Param("profile-id"); ok && p != "0" {
 				return 0, bus.CodecUnknown
 			}
 			return 40, bus.CodecVP9
@@ -198,8 +107,8 @@ func rank(kind string, c *offeredCodec) (int, bus.Codec) {
 
 // h264ProfileScore prefers constrained baseline (what browsers' software encoders make and
 // every decoder plays), then high (OBS's usual profile), then main.
-func h264ProfileScore(c *offeredCodec) int {
-	plid, ok := c.param("profile-level-id")
+func h264ProfileScore(c *signal.OfferedCodec) int {
+	plid, ok := c.Param("profile-level-id")
 	if !ok {
 		return 10 // RFC 6184 default: baseline
 	}
@@ -232,34 +141,30 @@ type offerSummary struct {
 
 // parseOffer validates an SDP offer and chooses a codec for each media section.
 func parseOffer(body []byte) (*offerSummary, error) {
-	var sd sdp.SessionDescription
-	if err := sd.UnmarshalString(string(body)); err != nil {
-		return nil, fmt.Errorf("invalid sdp: %w", err)
+	offer, err := signal.ParseOffer(body)
+	if err != nil {
+		return nil, err
 	}
-	if len(sd.MediaDescriptions) == 0 {
-		return nil, fmt.Errorf("offer has no media")
-	}
-	sum := &offerSummary{choices: map[string]codecChoice{}}
-	sum.ufrag, _ = sd.Attribute("ice-ufrag")
-	for _, md := range sd.MediaDescriptions {
-		kind := md.MediaName.Media
+	sum := &offerSummary{choices: map[string]codecChoice{}, ufrag: offer.Ufrag}
+	for i := range offer.Media {
+		md := &offer.Media[i]
+		kind := md.Kind
 		if kind != "audio" && kind != "video" {
 			continue
 		}
-		if u, ok := md.Attribute("ice-ufrag"); ok && sum.ufrag == "" {
-			sum.ufrag = u
+		if sum.ufrag == "" {
+			sum.ufrag = md.Ufrag
 		}
-		mid, ok := md.Attribute("mid")
-		if !ok || mid == "" {
+		if md.Mid == "" {
 			return nil, fmt.Errorf("media section without a=mid")
 		}
-		if _, ok := md.Attribute("recvonly"); ok {
+		if md.RecvOnly {
 			return nil, fmt.Errorf("offer's %s section does not send (WHIP is for publishing)", kind)
 		}
-		if _, ok := md.Attribute("inactive"); ok {
+		if md.Inactive {
 			continue
 		}
-		ch, ok := chooseCodec(kind, mediaCodecs(md))
+		ch, ok := chooseCodec(kind, md.Codecs())
 		if !ok {
 			continue
 		}
@@ -274,7 +179,7 @@ func parseOffer(body []byte) (*offerSummary, error) {
 			}
 			sum.audio = true
 		}
-		sum.choices[mid] = ch
+		sum.choices[md.Mid] = ch
 	}
 	if !sum.video && !sum.audio {
 		return nil, fmt.Errorf("offer has no supported codec (video: H.264 packetization-mode 1, AV1, VP9, VP8; audio: Opus)")

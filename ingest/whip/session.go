@@ -2,14 +2,10 @@ package whip
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -17,6 +13,7 @@ import (
 
 	"github.com/relaycast/relaycast/bus"
 	"github.com/relaycast/relaycast/ingest"
+	"github.com/relaycast/relaycast/ingest/whip/signal"
 )
 
 // pliRetry is the least time between two keyframe requests while a keyframe is missing.
@@ -26,93 +23,56 @@ const pliRetry = 500 * time.Millisecond
 //
 // Goroutines: pion runs OnTrack handlers on goroutines of its own; each handler registers
 // with the session's WaitGroup (unless the session is closing) and reads its track until
-// the peer connection closes, and starts one RTCP reader. The session's run goroutine,
-// owned by the Server, waits for the end (stop, ICE failure, timeouts) and tears down:
-// it closes the peer connection, waits for the track goroutines, closes the publisher and
+// the peer connection closes, and starts one RTCP reader. The signal.Server's goroutine
+// for the session waits for the end (stop, ICE failure, timeouts) and calls Teardown: it
+// closes the peer connection, waits for the track goroutines, closes the publisher and
 // releases the grant.
 type session struct {
+	*signal.Session
 	srv   *Server
-	id    string
-	key   string
 	grant ingest.Grant
+	sum   *offerSummary
 	log   *slog.Logger
-	pc    *webrtc.PeerConnection
 	asm   *assembler
-	// ufrag is the publisher's ICE username fragment (a PATCH with another is a restart).
-	ufrag string
-	// ready is set (under the Server's mutex) once the answer is sent.
-	ready bool
 
 	mu      sync.Mutex
 	closing bool
 	wg      sync.WaitGroup
-
-	state    atomic.Int32 // webrtc.PeerConnectionState
-	stateCh  chan struct{}
-	stop     chan struct{}
-	stopOnce sync.Once
-	reason   atomic.Value // string: why the session ended
-	done     chan struct{}
 }
 
-func newSessionID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+var _ signal.Peer = (*session)(nil)
 
-// errBadOffer marks negotiation errors caused by the offer (answered with 400).
-var errBadOffer = errors.New("bad offer")
-
-// negotiate creates the peer connection for offer and returns the answer, complete with
-// the server's candidates (the server does not trickle).
-func (s *session) negotiate(ctx context.Context, offer string, sum *offerSummary) (string, error) {
-	pc, err := s.srv.cfg.API.NewPeerConnection(webrtc.Configuration{ICEServers: s.srv.cfg.ICEServers})
+// Negotiate creates the peer connection for offer and returns the answer, complete with
+// the server's candidates (the server does not trickle). Each media section is answered
+// with the codec parseOffer chose for it.
+func (s *session) Negotiate(ctx context.Context, offer string) (string, error) {
+	pc, err := s.NewPeerConnection(s.srv.cfg.API, s.srv.cfg.ICEServers)
 	if err != nil {
-		return "", fmt.Errorf("new peer connection: %w", err)
+		return "", err
 	}
-	s.pc = pc
 	pc.OnTrack(s.onTrack)
-	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
-		s.state.Store(int32(st))
-		select {
-		case s.stateCh <- struct{}{}:
-		default:
+	return s.Answer(ctx, offer, func() error {
+		accepted := 0
+		for _, tr := range pc.GetTransceivers() {
+			ch, ok := s.sum.choices[tr.Mid()]
+			if !ok {
+				continue
+			}
+			if err := tr.SetCodecPreferences(ch.params(tr.Kind().String())); err != nil {
+				s.log.Debug("whip: codec preference refused", "mid", tr.Mid(), "error", err)
+				continue
+			}
+			accepted++
 		}
+		if accepted == 0 {
+			return fmt.Errorf("%w: no media section with a supported codec", signal.ErrBadOffer)
+		}
+		return nil
 	})
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-		return "", fmt.Errorf("%w: %v", errBadOffer, err)
-	}
-	accepted := 0
-	for _, tr := range pc.GetTransceivers() {
-		ch, ok := sum.choices[tr.Mid()]
-		if !ok {
-			continue
-		}
-		if err := tr.SetCodecPreferences(ch.params(tr.Kind().String())); err != nil {
-			s.log.Debug("whip: codec preference refused", "mid", tr.Mid(), "error", err)
-			continue
-		}
-		accepted++
-	}
-	if accepted == 0 {
-		return "", fmt.Errorf("%w: no media section with a supported codec", errBadOffer)
-	}
-	answer, err := pc.CreateAnswer(nil)
-	if err != nil {
-		return "", fmt.Errorf("%w: %v", errBadOffer, err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(answer); err != nil {
-		return "", fmt.Errorf("set local description: %w", err)
-	}
-	select {
-	case <-gathered:
-	case <-ctx.Done():
-		return "", fmt.Errorf("gathering candidates: %w", ctx.Err())
-	}
-	return pc.LocalDescription().SDP, nil
 }
+
+// Connected does nothing: the tracks start with pion's OnTrack.
+func (s *session) Connected() {}
 
 // enter registers a goroutine with the session; false when the session is closing.
 func (s *session) enter() bool {
@@ -123,14 +83,6 @@ func (s *session) enter() bool {
 	}
 	s.wg.Add(1)
 	return true
-}
-
-// end asks the session to stop; the run goroutine tears it down.
-func (s *session) end(reason string) {
-	s.stopOnce.Do(func() {
-		s.reason.Store(reason)
-		close(s.stop)
-	})
 }
 
 // onTrack reads one remote track until the peer connection closes.
@@ -182,7 +134,7 @@ func (s *session) readRTP(i int, t *webrtc.TrackRemote) {
 		for _, f := range frames {
 			if err := s.asm.write(i, f, now); err != nil {
 				s.log.Warn("whip: stream refused by the bus", "stream", s.grant.StreamID, "error", err)
-				s.end("bus refused the stream")
+				s.End("bus refused the stream")
 				return
 			}
 		}
@@ -200,7 +152,7 @@ func (s *session) readRTP(i int, t *webrtc.TrackRemote) {
 		}
 		if need && now.Sub(lastPLI) >= gap {
 			lastPLI = now
-			_ = s.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+			_ = s.PeerConnection().WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
 		}
 	}
 }
@@ -222,71 +174,20 @@ func (s *session) readRTCP(i int, r *webrtc.RTPReceiver) {
 	}
 }
 
-// run waits for the session's end and tears it down. It is owned by the Server.
-func (s *session) run() {
-	defer close(s.done)
-	connect := time.NewTimer(s.srv.cfg.ConnectTimeout)
-	defer connect.Stop()
-	var (
-		disc      *time.Timer
-		discC     <-chan time.Time
-		connected bool
-	)
-	defer func() {
-		if disc != nil {
-			disc.Stop()
-		}
-	}()
-loop:
-	for {
-		select {
-		case <-s.stop:
-			break loop
-		case <-connect.C:
-			if !connected {
-				s.end("ice connect timeout")
-			}
-		case <-discC:
-			s.end("ice disconnected")
-		case <-s.stateCh:
-			switch webrtc.PeerConnectionState(s.state.Load()) {
-			case webrtc.PeerConnectionStateConnected:
-				connected = true
-				connect.Stop()
-				if disc != nil {
-					disc.Stop()
-					disc, discC = nil, nil
-				}
-			case webrtc.PeerConnectionStateDisconnected:
-				if disc == nil {
-					disc = time.NewTimer(s.srv.cfg.DisconnectTimeout)
-					discC = disc.C
-				}
-			case webrtc.PeerConnectionStateFailed:
-				s.end("ice failed")
-			case webrtc.PeerConnectionStateClosed:
-				s.end("peer connection closed")
-			}
-		}
-	}
-	s.teardown()
-}
-
-// teardown closes the peer connection, waits for the track goroutines, stops publishing
+// Teardown closes the peer connection, waits for the track goroutines, stops publishing
 // and releases the grant.
-func (s *session) teardown() {
+func (s *session) Teardown() {
 	s.mu.Lock()
 	s.closing = true
 	s.mu.Unlock()
-	if s.pc != nil {
-		_ = s.pc.Close()
+	if pc := s.PeerConnection(); pc != nil {
+		_ = pc.Close()
 	}
 	s.wg.Wait()
 	live := s.asm.live()
 	s.asm.close()
 	s.srv.cfg.Auth.Release(s.grant)
 	s.srv.forget(s)
-	reason, _ := s.reason.Load().(string)
-	s.log.Info("whip: session ended", "stream", s.grant.StreamID, "session", s.id,
-		"reason", reason, "was_live", live)
+	s.log.Info("whip: session ended", "stream", s.grant.StreamID, "session", s.ID(),
+		"reason", s.Reason(), "was_live", live)
 }
