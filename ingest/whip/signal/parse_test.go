@@ -2,6 +2,7 @@ package signal
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 )
 
@@ -113,4 +114,23 @@ func FuzzParseTrickle(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestWildcardFeedbackIsCapped(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n")
+	b.WriteString("m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:abcd\r\na=ice-pwd:0123456789abcdef0123456789\r\n")
+	b.WriteString("a=mid:0\r\na=sendonly\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:97 H264/90000\r\n")
+	for i := 0; i < 1000; i++ {
+		b.WriteString("a=rtcp-fb:* nack\r\n")
+	}
+	offer, err := ParseOffer([]byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range offer.Media[0].Codecs() {
+		if len(c.Feedback) > 2*maxFeedback {
+			t.Fatalf("%s kept %d feedback lines", c.Name, len(c.Feedback))
+		}
+	}
 }

@@ -64,7 +64,7 @@ type OfferedCodec struct {
 	Rate     uint32
 	Channels uint16
 	Fmtp     string
-	Feedback []webrtc.RTCPFeedback // its a=rtcp-fb lines (at most 16), then the wildcard ones
+	Feedback []webrtc.RTCPFeedback // its a=rtcp-fb lines (at most 16), then the wildcard ones (at most 16)
 }
 
 // Param returns the value of an fmtp parameter.
@@ -77,6 +77,9 @@ func (c *OfferedCodec) Param(key string) (string, bool) {
 	}
 	return "", false
 }
+
+// maxFeedback caps the a=rtcp-fb lines kept per codec, and the wildcard ones.
+const maxFeedback = 16
 
 // Codecs lists the codecs of the media section in offer order, from its format list,
 // a=rtpmap, a=fmtp and a=rtcp-fb lines. Payload types without an rtpmap are skipped
@@ -100,8 +103,12 @@ func (m *Media) Codecs() []OfferedCodec {
 		ptStr, rest, _ := strings.Cut(a.Value, " ")
 		rest = strings.TrimSpace(rest)
 		if a.Key == "rtcp-fb" && ptStr == "*" {
-			typ, param, _ := strings.Cut(rest, " ")
-			wildcardFB = append(wildcardFB, webrtc.RTCPFeedback{Type: typ, Parameter: param})
+			// Capped like the per-codec lines: the wildcard is copied to every codec, so an
+			// unauthenticated offer must not multiply it without bound.
+			if len(wildcardFB) < maxFeedback {
+				typ, param, _ := strings.Cut(rest, " ")
+				wildcardFB = append(wildcardFB, webrtc.RTCPFeedback{Type: typ, Parameter: param})
+			}
 			continue
 		}
 		pt, err := strconv.ParseUint(ptStr, 10, 7)
@@ -133,7 +140,7 @@ func (m *Media) Codecs() []OfferedCodec {
 			c.Fmtp = rest
 		case "rtcp-fb":
 			typ, param, _ := strings.Cut(rest, " ")
-			if len(c.Feedback) < 16 {
+			if len(c.Feedback) < maxFeedback {
 				c.Feedback = append(c.Feedback, webrtc.RTCPFeedback{Type: typ, Parameter: param})
 			}
 		}
