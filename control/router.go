@@ -32,6 +32,9 @@ func (s *Server) routes() http.Handler {
 	r.Handle("/readyz", s.handle(s.handleReadyz)).Methods(http.MethodGet)
 	r.Handle("/metrics", promhttp.HandlerFor(s.cfg.Metrics, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 
+	r.HandleFunc("/watch/{id}", s.handleWatch).Methods(http.MethodGet)
+	r.PathPrefix("/static/").Handler(staticHandler()).Methods(http.MethodGet)
+
 	r.Handle("/api/setup", s.handle(s.handleSetupStatus)).Methods(http.MethodGet)
 	r.Handle("/api/setup", s.rateLimited(s.handle(s.handleSetup))).Methods(http.MethodPost)
 	r.Handle("/api/token", s.rateLimited(s.handle(s.handleLogin))).Methods(http.MethodPost)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole relaycast test suite, as the README gives it: installs the test tools it needs
-# when they are missing (ffmpeg/ffprobe from Debian's packages), checks formatting, vet and
+# when they are missing (ffmpeg/ffprobe, chromium and chromedriver from Debian's packages), checks formatting, vet and
 # staticcheck, runs the race detector on the media path (bus, ingest, egress), runs every
 # other package's tests (the end-to-end tests drive the real binary with ffmpeg), then gives
 # every fuzz target a short run.
@@ -15,8 +15,12 @@ apt_install() {
 	as_root apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
-if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
-	apt_install ffmpeg
+missing=()
+command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg)
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
+if [ ${#missing[@]} -gt 0 ]; then
+	apt_install "${missing[@]}"
 fi
 command -v go >/dev/null || { echo "Go 1.26 is required: https://go.dev/dl" >&2; exit 1; }
 

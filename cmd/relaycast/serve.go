@@ -25,6 +25,7 @@ import (
 	"github.com/relaycast/relaycast/control/store"
 	"github.com/relaycast/relaycast/egress"
 	"github.com/relaycast/relaycast/egress/hls"
+	rtmpegress "github.com/relaycast/relaycast/egress/rtmp"
 	rtspegress "github.com/relaycast/relaycast/egress/rtsp"
 	"github.com/relaycast/relaycast/egress/whep"
 	"github.com/relaycast/relaycast/ingest"
@@ -97,6 +98,11 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 	}
 	closers = append(closers, hlsSrv.Close)
 
+	rtmpPlay, err := rtmpegress.New(rtmpegress.Config{Hub: hub, Resolver: late, Logger: log.With("component", "rtmp-play")})
+	if err != nil {
+		return err
+	}
+	closers = append(closers, rtmpPlay.Close)
 	rtmpSrv, err := rtmp.New(rtmp.Config{
 		Addr:         o.RTMPAddr,
 		TLSAddr:      o.RTMPSAddr,
@@ -104,7 +110,10 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 		Hub:          hub,
 		Auth:         late,
 		PlainEnabled: o.RTMPPlainEnabled,
-		Logger:       log.With("component", "rtmp"),
+		Player: rtmp.PlayerFunc(func(ctx context.Context, r rtmp.PlayRequest, c net.Conn) error {
+			return rtmpPlay.Play(ctx, rtmpegress.PlayRequest(r), c)
+		}),
+		Logger: log.With("component", "rtmp"),
 	})
 	if err != nil {
 		return err
