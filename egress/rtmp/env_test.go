@@ -158,7 +158,7 @@ func requireFFmpeg(t testing.TB) {
 	t.Helper()
 	for _, tool := range []string{"ffmpeg", "ffprobe"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skip(tool + " not installed")
+			t.Fatalf("%s is required (the README's test command installs it): %v", tool, err)
 		}
 	}
 }
@@ -273,8 +273,6 @@ type media struct {
 	firstVideo    time.Duration // from the play command to the first coded video frame
 	firstVideoKey bool
 	statuses      []string
-	lastTS        map[byte]uint32
-	backwards     int
 	bytes         int
 }
 

@@ -227,7 +227,7 @@ func FuzzParseOffer(f *testing.F) {
 // it starts where the AAC started and follows a jump in the input.
 func TestTranscoderTimeline(t *testing.T) {
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skip("ffmpeg not installed")
+		t.Fatalf("ffmpeg is required (the README's test command installs it): %v", err)
 	}
 	c := makeClip(t)
 	hub := bus.New(bus.Config{Logger: slog.New(slog.DiscardHandler)})

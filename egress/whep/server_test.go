@@ -80,7 +80,7 @@ type clip struct {
 func makeClip(t *testing.T) *clip {
 	t.Helper()
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skip("ffmpeg not installed")
+		t.Fatalf("ffmpeg is required (the README's test command installs it): %v", err)
 	}
 	dir := t.TempDir()
 	vPath, aPath := filepath.Join(dir, "v.h264"), filepath.Join(dir, "a.aac")

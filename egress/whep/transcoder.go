@@ -187,10 +187,12 @@ func (t *transcoder) startProc(tr *bus.Track) (*ffmpegProc, error) {
 	if err := p.asc.Unmarshal(tr.Config); err != nil {
 		return nil, fmt.Errorf("aac config: %w", err)
 	}
-	if p.asc.SampleRate <= 0 || ascChannels(p.asc.ChannelConfig) <= 0 {
-		return nil, fmt.Errorf("aac config: %d Hz, %d channels", p.asc.SampleRate, ascChannels(p.asc.ChannelConfig))
+	// A layout defined by a program config element (0 channels) is refused, so the ADTS
+	// headers written below always carry the configuration as is.
+	if p.asc.SampleRate <= 0 || bus.AACChannels(p.asc.ChannelConfig) <= 0 {
+		return nil, fmt.Errorf("aac config: %d Hz, %d channels", p.asc.SampleRate, bus.AACChannels(p.asc.ChannelConfig))
 	}
-	channels := min(ascChannels(p.asc.ChannelConfig), 2)
+	channels := min(bus.AACChannels(p.asc.ChannelConfig), 2)
 	args := []string{"-hide_banner", "-loglevel", "error",
 		// Start at once: no probing beyond the first ADTS header, no input buffering.
 		"-fflags", "+nobuffer", "-probesize", "32", "-analyzeduration", "0",
@@ -396,18 +398,4 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(t.b)
-}
-
-// ascChannels is the channel count of an AudioSpecificConfig channel configuration (ISO
-// 14496-3 table 1.19), as mediacommon's deprecated ChannelCount computed it: 0 when a
-// program config element defines the layout, which the transcoder refuses (so the ADTS
-// headers it writes always carry the configuration as is).
-func ascChannels(config uint8) int {
-	switch {
-	case config >= 1 && config <= 6:
-		return int(config)
-	case config == 7:
-		return 8
-	}
-	return 0
 }

@@ -123,13 +123,7 @@ func aacTrack(asc []byte) (*bus.Track, error) {
 	if c.SampleRate <= 0 {
 		return nil, fmt.Errorf("%w: aac config: sample rate %d", ErrMalformed, c.SampleRate)
 	}
-	ch := int(c.ChannelConfig)
-	switch {
-	case ch == 7:
-		ch = 8
-	case ch > 7:
-		ch = 0 // reserved: unknown
-	}
+	ch := bus.AACChannels(c.ChannelConfig)
 	return &bus.Track{
 		Codec: bus.CodecAAC, ClockRate: c.SampleRate, Config: append([]byte(nil), asc...),
 		SampleRate: c.SampleRate, Channels: ch,

@@ -15,7 +15,7 @@ import (
 // connection closes when Play returns. Without a Player, play is refused.
 func TestPlayHandOff(t *testing.T) {
 	if _, err := exec.LookPath("ffprobe"); err != nil {
-		t.Skip("ffprobe not installed")
+		t.Fatalf("ffprobe is required (the README's test command installs it): %v", err)
 	}
 	t.Parallel()
 	var (

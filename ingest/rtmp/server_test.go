@@ -162,7 +162,7 @@ func testTLSConfig(t *testing.T) *tls.Config {
 func requireFFmpeg(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skip("ffmpeg not installed")
+		t.Fatalf("ffmpeg is required (the README's test command installs it): %v", err)
 	}
 }
 

@@ -57,10 +57,11 @@ func newInTrack(index int, medi *description.Media, forma format.Format) (*inTra
 		if t.h264, err = f.CreateDecoder(); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 		}
-		sps, pps := f.SafeParams()
-		if len(sps) > 0 && len(pps) > 0 {
+		// The format is this session's own (parsed from its ANNOUNCE): its fields are read
+		// directly, nothing else writes them.
+		if len(f.SPS) > 0 && len(f.PPS) > 0 {
 			// A broken sprop is not fatal: parameter sets may still come in-band.
-			_ = t.setParams(bytes.Clone(sps), bytes.Clone(pps))
+			_ = t.setParams(bytes.Clone(f.SPS), bytes.Clone(f.PPS))
 		}
 	case *format.MPEG4Audio:
 		if f.Config == nil {
@@ -98,7 +99,7 @@ func newInTrack(index int, medi *description.Media, forma format.Format) (*inTra
 		t.codec = bus.CodecOpus
 		t.track = &bus.Track{Index: index, Codec: bus.CodecOpus, ClockRate: 48000, SampleRate: 48000, Channels: ch}
 	default:
-		return nil, fmt.Errorf("%w: %s", ErrUnsupportedCodec, forma.Codec())
+		return nil, fmt.Errorf("%w: %s", ErrUnsupportedCodec, formatName(forma))
 	}
 	if t.clockRate <= 0 {
 		return nil, fmt.Errorf("%w: clock rate %d", ErrMalformed, t.clockRate)
@@ -115,14 +116,19 @@ func aacTrack(index int, asc *mpeg4audio.AudioSpecificConfig) (*bus.Track, error
 	if asc.SampleRate <= 0 {
 		return nil, fmt.Errorf("%w: sample rate %d", ErrMalformed, asc.SampleRate)
 	}
-	ch := int(asc.ChannelConfig)
-	if asc.ChannelCount > 0 {
-		ch = asc.ChannelCount
-	}
 	return &bus.Track{
 		Index: index, Codec: bus.CodecAAC, ClockRate: asc.SampleRate, Config: cfg,
-		SampleRate: asc.SampleRate, Channels: ch,
+		SampleRate: asc.SampleRate, Channels: bus.AACChannels(asc.ChannelConfig),
 	}, nil
+}
+
+// formatName names an announced format for errors and logs: its rtpmap (encoding name,
+// clock rate, channels) or, for a static payload type without one, the payload type.
+func formatName(forma format.Format) string {
+	if m := forma.RTPMap(); m != "" {
+		return m
+	}
+	return fmt.Sprintf("payload type %d", forma.PayloadType())
 }
 
 // setParams installs H.264 parameter sets: a new bus track (the old one's B-frame flag is
@@ -275,7 +281,8 @@ func (t *inTrack) h264AU(au [][]byte, pts int64, now time.Time, out []*bus.Unit)
 		if !key {
 			return out, nil // wait for a keyframe
 		}
-		t.dts = h264.NewDTSExtractor()
+		t.dts = &h264.DTSExtractor{}
+		t.dts.Initialize()
 	}
 	ex := au
 	withPS := key && sps == nil

@@ -8,7 +8,7 @@ import (
 
 	"github.com/bluenviron/gortsplib/v5/pkg/description"
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
-	psdp "github.com/bluenviron/gortsplib/v5/pkg/sdp"
+	"github.com/bluenviron/gortsplib/v5/pkg/sdpunmarshaler"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/pion/rtp"
 
@@ -95,7 +95,7 @@ func TestH264InBandParams(t *testing.T) {
 }
 
 func TestAACAndOpusTracks(t *testing.T) {
-	asc := &mpeg4audio.AudioSpecificConfig{Type: 2, SampleRate: 48000, ChannelCount: 2}
+	asc := &mpeg4audio.AudioSpecificConfig{Type: 2, SampleRate: 48000, ChannelConfig: 2}
 	aac := &format.MPEG4Audio{PayloadTyp: 97, Config: asc, SizeLength: 13, IndexLength: 3, IndexDeltaLength: 3}
 	tr, err := newInTrack(1, &description.Media{Type: description.MediaTypeAudio, Formats: []format.Format{aac}}, aac)
 	if err != nil {
@@ -208,7 +208,7 @@ func FuzzDecodeRTP(f *testing.F) {
 	f.Add([]byte{0x80, 0x60, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0x65, 0x88})
 	f.Add([]byte{0x80, 0x61, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0x10, 0, 0x18, 1, 2, 3})
 	f.Add([]byte{0x80, 0x60, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0x7c, 0x85, 1})
-	asc := &mpeg4audio.AudioSpecificConfig{Type: 2, SampleRate: 44100, ChannelCount: 1}
+	asc := &mpeg4audio.AudioSpecificConfig{Type: 2, SampleRate: 44100, ChannelConfig: 1}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var pkt rtp.Packet
 		if err := pkt.Unmarshal(b); err != nil {
@@ -225,7 +225,7 @@ func FuzzDecodeRTP(f *testing.F) {
 		} {
 			tr, err := newInTrack(0, &description.Media{Formats: []format.Format{fm}}, fm)
 			if err != nil {
-				t.Fatalf("%s: %v", fm.Codec(), err)
+				t.Fatalf("%s: %v", formatName(fm), err)
 			}
 			pkt.PayloadType = fm.PayloadType()
 			p := pkt
@@ -246,12 +246,12 @@ func FuzzSessionDescription(f *testing.F) {
 		"a=fmtp:97 profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3;config=1190\r\na=control:streamid=1\r\n"))
 	f.Add([]byte("v=0\r\ns=x\r\nm=audio 0 RTP/AVP 96\r\na=rtpmap:96 MP4A-LATM/44100/1\r\na=fmtp:96 cpresent=0;config=400024203fc0\r\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var sd psdp.SessionDescription
-		if err := sd.Unmarshal(b); err != nil {
+		sd, err := sdpunmarshaler.Unmarshal(b)
+		if err != nil {
 			return
 		}
 		var desc description.Session
-		if err := desc.Unmarshal(&sd); err != nil {
+		if err := desc.Unmarshal2(sd); err != nil {
 			return
 		}
 		tracks, err := mapTracks(&desc, nil)

@@ -55,7 +55,7 @@ func newPubSession(h *handler, ss *gortsplib.ServerSession, desc *description.Se
 	p := &pubSession{h: h, ss: ss, log: log, grant: grant, redacted: redacted, opened: time.Now()}
 	var err error
 	if p.tracks, err = mapTracks(desc, func(medi *description.Media, forma format.Format, err error) {
-		log.Warn("rtsp: announced format left out", "media", string(medi.Type), "codec", forma.Codec(), "err", err)
+		log.Warn("rtsp: announced format left out", "media", string(medi.Type), "codec", formatName(forma), "err", err)
 	}); err != nil {
 		return nil, err
 	}

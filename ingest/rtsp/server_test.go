@@ -99,7 +99,7 @@ func requireTools(t *testing.T) {
 	t.Helper()
 	for _, tool := range []string{"ffmpeg", "ffprobe"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
+			t.Fatalf("%s is required (the README's test command installs it): %v", tool, err)
 		}
 	}
 }

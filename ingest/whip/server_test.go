@@ -210,7 +210,7 @@ func (p *publisher) accept(t *testing.T, resp *http.Response) {
 func testMedia(t *testing.T) (h264Path, oggPath string) {
 	t.Helper()
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skip("ffmpeg not installed")
+		t.Fatalf("ffmpeg is required (the README's test command installs it): %v", err)
 	}
 	dir := t.TempDir()
 	h264Path, oggPath = filepath.Join(dir, "v.h264"), filepath.Join(dir, "a.ogg")
