@@ -19,7 +19,7 @@ ffmpeg -hide_banner -loglevel error -f lavfi -i testsrc2=size=1280x720:rate=30 \
 
 go build -o "$work/relaycast" ./cmd/relaycast
 "$work/relaycast" serve --data-dir "$work/data" --http-addr 127.0.0.1:18080 --rtmp-addr 127.0.0.1:11935 \
-	--rtmps-addr "" --rtsp-addr "" --rtsps-addr "" --webrtc-addr "" --log-level warn &
+	--rtmps-addr "" --rtsp-addr "" --rtsps-addr "" --webrtc-addr "" --log-level error &
 pid=$!
 for _ in $(seq 100); do curl -sf localhost:18080/healthz >/dev/null && break; sleep 0.1; done
 api=http://127.0.0.1:18080
@@ -31,9 +31,11 @@ pub=$(echo "$st" | sed 's/.*"playback_id":"\([^"]*\)".*/\1/')
 
 t0=$(date +%s%N)
 ffmpeg -hide_banner -loglevel error -re -stream_loop -1 -i "$clip" -c copy -f flv "rtmp://127.0.0.1:11935/live/$key" &
-until curl -sf -m 5 "$api/api/stream/$pub/hls/index.m3u8" | grep -q '#EXTINF'; do sleep 0.01; done
+hls=$api/api/stream/$pub/hls
+until variant=$(curl -sf -m 5 "$hls/index.m3u8" | grep -v '^#' | grep -m1 .); do sleep 0.01; done
+until curl -sf -m 5 "$hls/$variant" | grep -qE '^#EXT(INF|-X-PART):'; do sleep 0.01; done
 t1=$(date +%s%N)
-echo "publish -> playable LL-HLS playlist: $(( (t1 - t0) / 1000000 )) ms (keyframe interval $((GOP * 1000 / 30)) ms)"
+echo "publish -> playable LL-HLS media playlist: $(( (t1 - t0) / 1000000 )) ms (keyframe interval $((GOP * 1000 / 30)) ms)"
 
 ticks() { awk '{print $14 + $15}' /proc/$pid/stat; }
 sleep 5
