@@ -142,6 +142,7 @@ type playerState struct {
 	Error       string  `json:"error"`
 	CurrentTime float64 `json:"currentTime"`
 	AudioTracks int     `json:"audioTracks"`
+	AudioBytes  int64   `json:"audioBytes"`
 	VideoWidth  int     `json:"videoWidth"`
 }
 
@@ -150,7 +151,7 @@ let audio = 0;
 if (v.srcObject) audio = v.srcObject.getAudioTracks().length;
 else if (v.audioTracks) audio = v.audioTracks.length;
 else if (v.webkitAudioDecodedByteCount > 0 || v.mozHasAudio) audio = 1;
-return {mode: p.mode || '', error: p.error || '', currentTime: v.currentTime, audioTracks: audio, videoWidth: v.videoWidth};`
+return {mode: p.mode || '', error: p.error || '', currentTime: v.currentTime, audioTracks: audio, audioBytes: p.audioBytes || 0, videoWidth: v.videoWidth};`
 
 // waitPlaying waits until the watch page plays in the given mode with advancing time.
 func (b *browser) waitPlaying(mode string, within time.Duration) playerState {
@@ -191,6 +192,15 @@ func TestBrowserWatchPage(t *testing.T) {
 		got := b.waitPlaying("whep", 20*time.Second)
 		if got.AudioTracks < 1 || got.VideoWidth != 640 {
 			t.Fatalf("WHEP playback: %+v, want an audio track and 640 px video", got)
+		}
+		// The AAC of the RTMP publisher reaches the browser as Opus (the server transcodes).
+		deadline := time.Now().Add(5 * time.Second)
+		for got.AudioBytes == 0 && time.Now().Before(deadline) {
+			time.Sleep(250 * time.Millisecond)
+			b.eval(playerStateJS, &got)
+		}
+		if got.AudioBytes == 0 {
+			t.Fatalf("WHEP playback received no audio bytes: %+v", got)
 		}
 	})
 	t.Run("hls", func(t *testing.T) {

@@ -378,6 +378,10 @@ func TestEndToEnd(t *testing.T) {
 		if names := probeCodecs(t, hlsURL); !hasCodecs(names, "h264", "aac") {
 			t.Fatalf("HLS codecs %v, want h264 and aac", names)
 		}
+		// RTMP playback of the same stream, by playback id.
+		if names := probeCodecs(t, "rtmp://"+s.rtmp+"/live/"+st.PlaybackID); !hasCodecs(names, "h264", "aac") {
+			t.Fatalf("RTMP playback codecs %v, want h264 and aac", names)
+		}
 		if err := ff.Wait(); err != nil {
 			t.Fatalf("ffmpeg publish: %v", err)
 		}

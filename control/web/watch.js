@@ -13,7 +13,7 @@
   const status = document.getElementById('status');
   const badge = document.getElementById('badge');
   const modeLabel = document.getElementById('mode');
-  const state = { mode: '', error: '', resource: '' };
+  const state = { mode: '', error: '', resource: '', audioBytes: 0, videoBytes: 0 };
   window.relaycastPlayer = state;
 
   function setStatus(text) { status.textContent = text; }
@@ -59,6 +59,16 @@
       if (state.resource) fetch(state.resource, { method: 'DELETE', keepalive: true, headers: token ? { Authorization: 'Bearer ' + token } : {} });
       pc.close();
     });
+    // Bytes received per kind, for the viewer's stats and the browser tests.
+    setInterval(async () => {
+      const stats = await pc.getStats();
+      stats.forEach((r) => {
+        if (r.type === 'inbound-rtp') {
+          if (r.kind === 'audio') state.audioBytes = r.bytesReceived;
+          if (r.kind === 'video') state.videoBytes = r.bytesReceived;
+        }
+      });
+    }, 1000);
     await video.play().catch(() => {});
     playing('whep');
   }
