@@ -10,6 +10,7 @@ import (
 
 	"github.com/bluenviron/gortsplib/v5"
 	"github.com/bluenviron/gortsplib/v5/pkg/description"
+	"github.com/pion/rtp"
 
 	"github.com/relaycast/relaycast/bus"
 )
@@ -26,6 +27,12 @@ type feed struct {
 	tracks []*bus.Track // as they were when the feed was made
 	desc   *description.Session
 	outs   []*outTrack // by bus track index; nil for tracks not served
+	// base offsets the RTP timestamps of every track (RFC 3550 §5.1: a random start). It is
+	// the feed's, not a writer run's, like the packetizers: gortsplib answers a PLAY with
+	// the RTP-Info of the ServerStream's last packets, which may come from an earlier run,
+	// and a base changed in between would shift each track by a different time (the same
+	// ticks on 90 kHz and 44.1 kHz clocks).
+	base uint32
 
 	streams map[*gortsplib.Server]*gortsplib.ServerStream
 	// list is the ServerStreams for the writer: copy-on-write, read without a lock.
@@ -50,8 +57,11 @@ func newFeed(s *Server, bs *bus.Stream, tracks []*bus.Track) (*feed, []error) {
 	if len(desc.Medias) == 0 {
 		return nil, skipped
 	}
+	var seed [4]byte
+	_, _ = rand.Read(seed[:])
 	f := &feed{
 		srv: s, bs: bs, tracks: tracks, desc: desc, outs: outs,
+		base:      binary.BigEndian.Uint32(seed[:]),
 		streams:   make(map[*gortsplib.Server]*gortsplib.ServerStream),
 		idleSince: time.Now(),
 	}
@@ -70,11 +80,50 @@ func (f *feed) streamFor(gs *gortsplib.Server) (*gortsplib.ServerStream, error) 
 	if err := st.Initialize(); err != nil {
 		return nil, err
 	}
+	// f.prime(st)
 	f.streams[gs] = st
 	f.srv.byStream[st] = f
 	list := append(append([]*gortsplib.ServerStream(nil), *f.list.Load()...), st)
 	f.list.Store(&list)
 	return st, nil
+}
+
+// prime gives a new ServerStream, which no session reads yet, a last packet on every track,
+// all stamped with one instant of the bus stream: the cached keyframe's time, and its
+// arrival as NTP time. gortsplib computes the RTP-Info of a PLAY from the last packet of
+// each track; without this the first PLAY, answered before the writer starts, has none.
+// A reader without RTP-Info takes each track's first packet as that track's time zero, and
+// from the GOP cache the first audio unit after the keyframe is often stamped earlier
+// than it (publishers interleave audio late): at the first RTCP sender report ffmpeg
+// re-aligns the audio to the video and its timestamps go backwards. Called with mu held.
+func (f *feed) prime(st *gortsplib.ServerStream) {
+	r, err := f.srv.cfg.Hub.Subscribe(f.srv.ctx, f.bs.ID(), bus.ReaderOptions{})
+	if err != nil {
+		return
+	}
+	u := r.TryNext()
+	same := r.Stream() == f.bs
+	r.Close()
+	if u == nil || !same {
+		return // nothing cached: see the start alignment in run
+	}
+	at := u.Arrival
+	if now := time.Now(); at.IsZero() || at.After(now) {
+		at = now // gortsplib extrapolates RTP-Info from the last NTP time to now
+	}
+	for _, o := range f.outs {
+		if o == nil {
+			continue
+		}
+		pkt := &rtp.Packet{Header: rtp.Header{
+			Version:        2,
+			PayloadType:    o.media.Formats[0].PayloadType(),
+			SequenceNumber: uint16(o.nextSeq.Load()) - 1,
+			Timestamp:      o.timestamp(u.PTS, f.base),
+		}}
+		// Nobody reads st yet: the packet only sets its position.
+		_ = st.WritePacketRTPWithNTP(o.media, pkt, at)
+	}
 }
 
 // startWriter starts a writer run; it waits for the previous run to end so that two runs
@@ -97,7 +146,7 @@ func (f *feed) stopWriter() {
 }
 
 // run reads the bus stream from its cached keyframe and writes every unit, as RTP, to the
-// feed's ServerStreams.
+// feed's ServerStreams (units of other tracks stamped before that keyframe are skipped).
 func (f *feed) run(ctx context.Context, prev, done chan struct{}) {
 	defer f.srv.wg.Done()
 	defer close(done)
@@ -120,22 +169,14 @@ func (f *feed) run(ctx context.Context, prev, done chan struct{}) {
 	}
 	defer r.Close()
 	f.srv.busReaders.Add(1)
-	for _, o := range f.outs {
-		if o != nil {
-			if err := o.reset(); err != nil {
-				f.writeError(err)
-				f.end()
-				return
-			}
-		}
-	}
-	// RTP timestamps start at a random point per run (RFC 3550 §5.1); the NTP time of the
-	// sender reports follows the units' PTS (one mapping for all tracks), so that readers
-	// can sync the tracks.
-	var seed [4]byte
-	_, _ = rand.Read(seed[:])
-	base := binary.BigEndian.Uint32(seed[:])
+	// The NTP time of the sender reports follows the units' PTS (one mapping for all
+	// tracks), so that readers can sync the tracks.
 	var ntpBase time.Time
+	// The run starts every track at its first unit's time: the ring holds the cached
+	// keyframe first, then audio that may be stamped before it; a reader that aligns the
+	// tracks on their first packets (no RTP-Info) must not see that audio.
+	var start time.Duration
+	startTrack := -1
 	for {
 		u, err := r.Next(ctx)
 		if err != nil {
@@ -153,6 +194,11 @@ func (f *feed) run(ctx context.Context, prev, done chan struct{}) {
 		if o == nil {
 			continue
 		}
+		if startTrack < 0 {
+			startTrack, start = i, u.PTS
+		} else if i != startTrack && u.PTS < start {
+			continue
+		}
 		if u.Track != o.track {
 			if u.Track.Codec != o.codec {
 				f.end()
@@ -160,7 +206,7 @@ func (f *feed) run(ctx context.Context, prev, done chan struct{}) {
 			}
 			o.update(u.Track)
 		}
-		pkts, err := o.packets(u, base)
+		pkts, err := o.packets(u, f.base)
 		if err != nil {
 			f.writeError(err)
 			continue

@@ -26,6 +26,15 @@
 //   - The bus stream ending, or a track changing codec, closes the feed: gortsplib closes
 //     its readers' sessions, and players reconnect to a new feed.
 //
+// # Timing
+//
+// A feed is one RTP stream per track for its whole life: the packetizers (sequence numbers)
+// and the random timestamp base outlive writer runs, because gortsplib answers a PLAY with
+// RTP-Info computed from the last packets written, possibly by an earlier run. A new
+// ServerStream is primed with one position per track, at one instant, so that the first
+// PLAY has RTP-Info too: readers such as ffmpeg align the tracks on it, and without it on
+// each track's first packet. A run also starts every track at the first unit's time.
+//
 // # Hot path
 //
 // Per unit the writer does no logging and no map lookup; it reuses its access-unit slice.

@@ -73,9 +73,6 @@ func TestDescribe(t *testing.T) {
 func TestKeyframeGetsParameterSets(t *testing.T) {
 	_, outs, _ := describe(testTracks(t))
 	o := outs[0]
-	if err := o.reset(); err != nil {
-		t.Fatal(err)
-	}
 	u := &bus.Unit{Track: o.track, Key: true, PTS: time.Second, Payload: bus.JoinNALUs([][]byte{testIDR})}
 	pkts, err := o.packets(u, 1000)
 	if err != nil || len(pkts) == 0 {
@@ -217,9 +214,6 @@ func FuzzPackets(f *testing.F) {
 			if o == nil {
 				continue
 			}
-			if err := o.reset(); err != nil {
-				t.Fatal(err)
-			}
 			u := &bus.Unit{Track: o.track, Key: key, PTS: time.Duration(pts), Payload: payload}
 			pkts, err := o.packets(u, 0)
 			if err == nil {
@@ -247,10 +241,8 @@ func FuzzTrackConfig(f *testing.F) {
 				return
 			}
 			o := outs[0]
-			if o.reset() == nil {
-				o.update(tr)
-				_, _ = o.packets(&bus.Unit{Track: tr, Key: true, Payload: bus.JoinNALUs([][]byte{{0x65, 1}})}, 0)
-			}
+			o.update(tr)
+			_, _ = o.packets(&bus.Unit{Track: tr, Key: true, Payload: bus.JoinNALUs([][]byte{{0x65, 1}})}, 0)
 		}
 		_, _, _, _ = parseHEVCConfig(config)
 	})

@@ -3,6 +3,7 @@ package rtsp
 import (
 	"encoding/binary"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v5/pkg/description"
@@ -17,8 +18,9 @@ import (
 	"github.com/relaycast/relaycast/bus"
 )
 
-// outTrack turns the units of one bus track into RTP packets. Its packetizer belongs to
-// the feed's writer goroutine.
+// outTrack turns the units of one bus track into RTP packets. It is made once per feed, so
+// that its RTP stream (sequence numbers, timestamps) continues from one writer run to the
+// next. Its packetizer belongs to the writer goroutine of the current run.
 type outTrack struct {
 	track     *bus.Track // the parameters the packetizer uses now
 	codec     bus.Codec
@@ -35,6 +37,10 @@ type outTrack struct {
 	opus *rtpsimpleaudio.Encoder
 	au   [][]byte // reused
 	one  [1][]byte
+
+	// nextSeq is the sequence number of the next packet (a uint16), for priming a new
+	// ServerStream while a writer may be running.
+	nextSeq atomic.Uint32
 }
 
 // describe maps bus tracks to an RTSP session description. Tracks RTSP egress cannot carry
@@ -47,6 +53,9 @@ func describe(tracks []*bus.Track) (desc *description.Session, outs []*outTrack,
 			continue
 		}
 		o, err := newOutTrack(t, uint8(96+len(desc.Medias)))
+		if err == nil {
+			err = o.initEncoder()
+		}
 		if err != nil {
 			skipped = append(skipped, fmt.Errorf("track %d: %w", i, err))
 			continue
@@ -119,21 +128,37 @@ func (o *outTrack) update(t *bus.Track) {
 	}
 }
 
-// reset makes fresh packetizers (random SSRC and sequence start), for a new writer run.
-func (o *outTrack) reset() error {
+// initEncoder makes the track's packetizer (random sequence start). The feed keeps it for
+// its whole life: a new writer run continues the RTP stream where the previous one stopped,
+// which the RTP-Info of a later PLAY, computed from the last packet, relies on.
+func (o *outTrack) initEncoder() error {
 	var err error
-	f := o.media.Formats[0]
-	switch f := f.(type) {
+	var seq *uint16
+	switch f := o.media.Formats[0].(type) {
 	case *format.H264:
-		o.h264, err = f.CreateEncoder()
+		if o.h264, err = f.CreateEncoder(); err == nil {
+			seq = o.h264.InitialSequenceNumber
+		}
 	case *format.H265:
-		o.h265, err = f.CreateEncoder()
+		if o.h265, err = f.CreateEncoder(); err == nil {
+			seq = o.h265.InitialSequenceNumber
+		}
 	case *format.MPEG4Audio:
-		o.aac, err = f.CreateEncoder()
+		if o.aac, err = f.CreateEncoder(); err == nil {
+			seq = o.aac.InitialSequenceNumber
+		}
 	case *format.Opus:
-		o.opus, err = f.CreateEncoder()
+		if o.opus, err = f.CreateEncoder(); err == nil {
+			seq = o.opus.InitialSequenceNumber
+		}
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	if seq != nil {
+		o.nextSeq.Store(uint32(*seq))
+	}
+	return nil
 }
 
 // packets packetizes one unit; the packets carry the unit's PTS on the track's clock
@@ -185,11 +210,20 @@ func (o *outTrack) packets(u *bus.Unit, base uint32) ([]*rtp.Packet, error) {
 	if err != nil {
 		return nil, err
 	}
-	ts := base + uint32(toClock(u.PTS, o.clockRate))
+	ts := o.timestamp(u.PTS, base)
 	for _, p := range pkts {
 		p.Timestamp = ts
 	}
+	if len(pkts) > 0 {
+		o.nextSeq.Store(uint32(pkts[len(pkts)-1].SequenceNumber + 1))
+	}
 	return pkts, nil
+}
+
+// timestamp is the RTP timestamp of a bus time on the track's clock, offset by the feed's
+// base.
+func (o *outTrack) timestamp(pts time.Duration, base uint32) uint32 {
+	return base + uint32(toClock(pts, o.clockRate))
 }
 
 // hasParamSets reports whether an AVCC access unit carries its own SPS (H.264) or VPS/SPS
