@@ -365,3 +365,40 @@ func FuzzParseAVCConfig(f *testing.F) {
 		_, _ = SplitNALUs(b)
 	})
 }
+
+func TestKickAndEnd(t *testing.T) {
+	h := newTestHub(t, Config{ReconnectGrace: time.Minute})
+	p, _ := h.Publish("s", []*Track{testVideo})
+	r, _ := h.Subscribe(context.Background(), "s", ReaderOptions{})
+	defer r.Close()
+	p.Write(frame(0, 30))
+	if !h.Kick("s") {
+		t.Fatal("Kick found no publisher")
+	}
+	select {
+	case <-p.Done():
+	case <-time.After(time.Second):
+		t.Fatal("Done not closed by Kick")
+	}
+	p.Write(frame(1, 30)) // dropped: the publisher was kicked
+	if st := h.Stream("s").State(); st != StateIdle {
+		t.Fatalf("after Kick: %v, want idle (grace for a legitimate reconnect)", st)
+	}
+	p2, err := h.Publish("s", []*Track{testVideo})
+	if err != nil {
+		t.Fatalf("publish after kick: %v", err)
+	}
+	if !h.End("s") {
+		t.Fatal("End found no stream")
+	}
+	<-p2.Done()
+	next(t, r) // frame 0 is still delivered
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := r.Next(ctx); !errors.Is(err, ErrEnded) {
+		t.Fatalf("after End: %v, want ErrEnded", err)
+	}
+	if h.Kick("nope") || h.End("nope") {
+		t.Fatal("Kick/End of an unknown stream")
+	}
+}

@@ -115,6 +115,35 @@ func (h *Hub) Subscribe(ctx context.Context, id string, opts ReaderOptions) (*Re
 	return s.subscribe(opts)
 }
 
+// Kick ends the current publisher of stream id, as if it had left: its Done channel
+// closes, its writes are dropped and the stream enters its reconnect grace, so a publisher
+// with valid credentials can come back. It reports whether there was a publisher.
+func (h *Hub) Kick(id string) bool {
+	s := h.Stream(id)
+	if s == nil {
+		return false
+	}
+	s.mu.Lock()
+	p := s.publisher
+	s.mu.Unlock()
+	if p == nil {
+		return false
+	}
+	p.Close()
+	return true
+}
+
+// End ends stream id now: its publisher is closed (Done) and its readers get ErrEnded
+// once they have read what is left. It reports whether the stream existed.
+func (h *Hub) End(id string) bool {
+	s := h.Stream(id)
+	if s == nil {
+		return false
+	}
+	s.end(ErrEnded)
+	return true
+}
+
 // Stream returns stream id, or nil.
 func (h *Hub) Stream(id string) *Stream {
 	h.mu.Lock()

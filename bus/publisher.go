@@ -17,6 +17,20 @@ type Publisher struct {
 	shift    time.Duration
 	shiftSet bool
 	closed   atomic.Bool
+	doneOnce sync.Once
+	done     chan struct{}
+}
+
+// Done is closed when the publisher is closed: by Close, or by the hub (Hub.Kick,
+// Hub.End, Hub.Close). Ingest watches it to drop the connection of a publisher the server
+// ended, e.g. because its key was regenerated or its stream deleted.
+func (p *Publisher) Done() <-chan struct{} { return p.done }
+
+// stop marks the publisher closed and closes Done; it reports whether this call did it.
+func (p *Publisher) stop() bool {
+	first := !p.closed.Swap(true)
+	p.doneOnce.Do(func() { close(p.done) })
+	return first
 }
 
 // Stream returns the stream the publisher feeds.
@@ -109,7 +123,7 @@ func (p *Publisher) Write(u *Unit) {
 
 // Close ends the publishing; the stream enters its reconnect grace. Safe to call twice.
 func (p *Publisher) Close() {
-	if p.closed.Swap(true) {
+	if !p.stop() {
 		return
 	}
 	p.s.unpublish(p)

@@ -188,7 +188,7 @@ func (s *Stream) publish(tracks []*Track) (*Publisher, error) {
 		hasVideo = hasVideo || t.Codec.IsVideo()
 	}
 	s.hasVideo.Store(hasVideo)
-	p := &Publisher{s: s, tracks: append([]*Track(nil), next...), resumed: resumed}
+	p := &Publisher{s: s, tracks: append([]*Track(nil), next...), resumed: resumed, done: make(chan struct{})}
 	s.publisher = p
 	s.state = StateLive
 	if s.started.IsZero() {
@@ -248,7 +248,7 @@ func (s *Stream) end(err error) {
 		s.grace = nil
 	}
 	if s.publisher != nil {
-		s.publisher.closed.Store(true)
+		s.publisher.stop()
 		s.publisher = nil
 	}
 	s.state = StateEnded

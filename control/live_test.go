@@ -153,3 +153,35 @@ func TestCloseIsIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestRegenerateKeyAndDeleteDropThePublisher(t *testing.T) {
+	e := newEnv(t)
+	admin := e.setup()
+	st := e.createStream(admin, map[string]any{"title": "kick"})
+	p, err := e.hub.Publish(st.PlaybackID, []*bus.Track{testVideo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.call(200, "POST", fmt.Sprintf("/api/streams/%d/regenerate-key", st.ID), admin, nil, nil)
+	select {
+	case <-p.Done():
+	case <-time.After(2 * time.Second):
+		t.Fatal("regenerate-key left the publisher connected")
+	}
+	if s := e.hub.Stream(st.PlaybackID).State(); s != bus.StateIdle {
+		t.Fatalf("after regenerate-key the stream is %v, want idle (grace for the owner)", s)
+	}
+	p2, err := e.hub.Publish(st.PlaybackID, []*bus.Track{testVideo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.call(200, "DELETE", fmt.Sprintf("/api/streams/%d", st.ID), admin, nil, nil)
+	select {
+	case <-p2.Done():
+	case <-time.After(2 * time.Second):
+		t.Fatal("deleting the stream left the publisher connected")
+	}
+	if e.hub.Stream(st.PlaybackID) != nil {
+		t.Fatal("the deleted stream is still on the bus")
+	}
+}

@@ -111,12 +111,16 @@ func (s *Server) deleteStream(ctx context.Context, p *principal, id int64) error
 		return err
 	}
 	s.resolve.forget(st.PlaybackID)
+	// A deleted stream ends now: its publisher is dropped and its viewers are told.
+	s.hub.End(st.PlaybackID)
 	return nil
 }
 
 // regenerateKey gives stream id a new publish key; the old key and the stream's unused
-// RTMP tokens stop working at once. The playback id and the playback tokens stay valid:
-// the publish key is the publisher's secret, not the viewers'.
+// RTMP tokens stop working at once, and a publisher connected with them is dropped (the
+// key may have leaked). Viewers stay through the reconnect grace, so the owner can come
+// back with the new key. The playback id and the playback tokens stay valid: the publish
+// key is the publisher's secret, not the viewers'.
 func (s *Server) regenerateKey(ctx context.Context, p *principal, id int64) (store.Stream, string, error) {
 	st, err := s.streamFor(ctx, p, id, true)
 	if err != nil {
@@ -127,6 +131,9 @@ func (s *Server) regenerateKey(ctx context.Context, p *principal, id int64) (sto
 		return store.Stream{}, "", err
 	}
 	st.KeyHash, st.KeyPrefix = hash, prefix
+	if s.hub.Kick(st.PlaybackID) {
+		s.log.Info("publisher dropped: the stream key was regenerated", "stream_id", st.ID)
+	}
 	return st, key, nil
 }
 

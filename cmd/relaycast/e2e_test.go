@@ -404,6 +404,30 @@ func TestEndToEnd(t *testing.T) {
 		s.waitLive(admin, st.ID, 0, 10*time.Second)
 	})
 
+	t.Run("regenerated key drops the publisher", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		ff := publish(t, ctx, "rtmp://"+s.rtmp+"/live/"+st.StreamKey, 20)
+		s.waitLive(admin, st.ID, 1, 10*time.Second)
+		var fresh streamJSON
+		s.mustCall(200, "POST", fmt.Sprintf("/api/streams/%d/regenerate-key", st.ID), admin, nil, &fresh)
+		if fresh.StreamKey == "" || fresh.StreamKey == st.StreamKey {
+			t.Fatal("regenerate-key gave no new key")
+		}
+		done := make(chan error, 1)
+		go func() { done <- ff.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the publisher with the old key is still connected 5 s after regenerate-key")
+		}
+		if err := publish(t, ctx, "rtmp://"+s.rtmp+"/live/"+st.StreamKey, 1).Wait(); err == nil {
+			t.Fatal("the old key still publishes")
+		}
+		st.StreamKey = fresh.StreamKey
+		s.waitLive(admin, st.ID, 0, 10*time.Second)
+	})
+
 	t.Run("wrong key refused", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()

@@ -15,4 +15,7 @@ var (
 	// ErrRefused is returned to a client whose connect, publish or play was refused; the
 	// reason is in the server's log line, never on the wire.
 	ErrRefused = errors.New("rtmp: refused")
+	// ErrEndedByServer is returned when the server ended the publishing (the stream's key
+	// was regenerated or the stream deleted); the connection is closed.
+	ErrEndedByServer = errors.New("rtmp: publishing ended by the server")
 )

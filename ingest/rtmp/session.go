@@ -79,6 +79,9 @@ func (s *session) onMetadata(payload []byte) {
 
 // onVideo handles one RTMP video message body with RTMP timestamp ts.
 func (s *session) onVideo(ts uint32, b []byte, now time.Time) error {
+	if err := s.ended(); err != nil {
+		return err
+	}
 	t, err := parseVideoTag(b)
 	if err != nil {
 		return err
@@ -124,6 +127,9 @@ func (s *session) onVideo(ts uint32, b []byte, now time.Time) error {
 
 // onAudio handles one RTMP audio message body with RTMP timestamp ts.
 func (s *session) onAudio(ts uint32, b []byte, now time.Time) error {
+	if err := s.ended(); err != nil {
+		return err
+	}
 	t, err := parseAudioTag(b)
 	if err != nil {
 		return err
@@ -310,6 +316,19 @@ func (s *session) maybePublish(now time.Time) error {
 	}
 	s.log.Info("stream live", attrs...)
 	return nil
+}
+
+// ended returns ErrEndedByServer once the bus closed the publisher (Hub.Kick, Hub.End).
+func (s *session) ended() error {
+	if s.pub == nil {
+		return nil
+	}
+	select {
+	case <-s.pub.Done():
+		return ErrEndedByServer
+	default:
+		return nil
+	}
 }
 
 // close stops publishing (the bus starts the stream's reconnect grace).
