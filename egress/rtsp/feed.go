@@ -80,7 +80,7 @@ func (f *feed) streamFor(gs *gortsplib.Server) (*gortsplib.ServerStream, error) 
 	if err := st.Initialize(); err != nil {
 		return nil, err
 	}
-	// f.prime(st)
+	f.prime(st)
 	f.streams[gs] = st
 	f.srv.byStream[st] = f
 	list := append(append([]*gortsplib.ServerStream(nil), *f.list.Load()...), st)
