@@ -68,6 +68,7 @@ func newWebRTCAPI(cfg webrtcOptions) (*webrtc.API, io.Closer, error) {
 	// UDP: one mux serves every peer connection.
 	unspecified := host == "" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified()
 	var udpMux ice.UDPMux
+	var ln net.Listener
 	if unspecified && port != 0 {
 		opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithLogger(logs.NewLogger("udpmux")),
 			ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4, ice.NetworkTypeUDP6)}
@@ -80,20 +81,22 @@ func newWebRTCAPI(cfg webrtcOptions) (*webrtc.API, io.Closer, error) {
 		}
 		udpMux = m
 	} else {
-		conn, err := net.ListenPacket("udp", cfg.Addr)
+		conn, tcp, err := listenUDPAndTCP(host, port)
 		if err != nil {
-			return nil, nil, fmt.Errorf("webrtc udp: %w", err)
+			return nil, nil, err
 		}
 		port = conn.LocalAddr().(*net.UDPAddr).Port
 		udpMux = webrtc.NewICEUDPMux(logs.NewLogger("udpmux"), conn)
+		ln = tcp
 	}
 	closers = append(closers, udpMux)
 	se.SetICEUDPMux(udpMux)
 
 	// ICE-TCP on the same port number, for clients whose UDP is blocked.
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
-	if err != nil {
-		return nil, nil, fmt.Errorf("webrtc tcp: %w", err)
+	if ln == nil {
+		if ln, err = net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port))); err != nil {
+			return nil, nil, fmt.Errorf("webrtc tcp: %w", err)
+		}
 	}
 	tcpMux := webrtc.NewICETCPMux(logs.NewLogger("tcpmux"), ln, 8)
 	closers = append(closers, tcpMux)
@@ -209,4 +212,24 @@ func redactICE(v string) string {
 		return scheme + ":***@" + host
 	}
 	return v
+}
+
+// listenUDPAndTCP binds UDP and TCP on the same port number of host. With port 0 the
+// kernel picks the UDP port, which may be taken for TCP: then it tries another one.
+func listenUDPAndTCP(host string, port int) (net.PacketConn, net.Listener, error) {
+	for attempt := 0; ; attempt++ {
+		conn, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			return nil, nil, fmt.Errorf("webrtc udp: %w", err)
+		}
+		got := conn.LocalAddr().(*net.UDPAddr).Port
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(got)))
+		if err == nil {
+			return conn, ln, nil
+		}
+		_ = conn.Close()
+		if port != 0 || attempt == 20 {
+			return nil, nil, fmt.Errorf("webrtc tcp: %w", err)
+		}
+	}
 }

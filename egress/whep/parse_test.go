@@ -3,8 +3,6 @@ package whep
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
-	"io"
 	"log/slog"
 	"os/exec"
 	"testing"
@@ -15,86 +13,6 @@ import (
 
 	"github.com/relaycast/relaycast/bus"
 )
-
-// oggPageBytes builds an Ogg page with a valid CRC.
-func oggPageBytes(headerType byte, granule int64, serial, seq uint32, segs [][]byte) []byte {
-	var lace, body []byte
-	for _, s := range segs {
-		n := len(s)
-		for n >= 255 {
-			lace = append(lace, 255)
-			n -= 255
-		}
-		lace = append(lace, byte(n))
-		body = append(body, s...)
-	}
-	h := make([]byte, 27)
-	copy(h, "OggS")
-	h[5] = headerType
-	binary.LittleEndian.PutUint64(h[6:], uint64(granule))
-	binary.LittleEndian.PutUint32(h[14:], serial)
-	binary.LittleEndian.PutUint32(h[18:], seq)
-	h[26] = byte(len(lace))
-	page := append(append(h, lace...), body...)
-	binary.LittleEndian.PutUint32(page[22:], oggCRC(0, page))
-	return page
-}
-
-func TestOggReader(t *testing.T) {
-	big := bytes.Repeat([]byte{7}, 600) // spans segments
-	var in []byte
-	in = append(in, oggPageBytes(2, 0, 1, 0, [][]byte{[]byte("OpusHead\x01\x02\x38\x01\x80\xbb\x00\x00\x00\x00\x00")})...)
-	in = append(in, []byte("garbage")...) // resync
-	in = append(in, oggPageBytes(0, 960, 1, 1, [][]byte{{0xfc, 1, 2}, big})...)
-	corrupt := oggPageBytes(0, 1920, 1, 2, [][]byte{{0xfc, 9}})
-	corrupt[len(corrupt)-1] ^= 0xff // bad CRC: dropped
-	in = append(in, corrupt...)
-	in = append(in, oggPageBytes(0, 2880, 2, 0, [][]byte{{0xfc, 5}})...) // other stream
-	in = append(in, oggPageBytes(0, 3840, 1, 3, [][]byte{{0xfc, 3}})...)
-	r := newOggReader(bytes.NewReader(in))
-	var pages []oggPage
-	for {
-		pg, err := r.next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		pages = append(pages, pg)
-	}
-	if len(pages) != 3 {
-		t.Fatalf("%d pages, want 3", len(pages))
-	}
-	if !pages[0].bos || !bytes.HasPrefix(pages[0].packets[0], []byte("OpusHead")) {
-		t.Fatalf("first page %+v", pages[0])
-	}
-	if len(pages[1].packets) != 2 || !bytes.Equal(pages[1].packets[1], big) || pages[1].granule != 960 {
-		t.Fatalf("second page: %d packets, granule %d", len(pages[1].packets), pages[1].granule)
-	}
-	if pages[2].granule != 3840 || !bytes.Equal(pages[2].packets[0], []byte{0xfc, 3}) {
-		t.Fatalf("third page %+v", pages[2])
-	}
-}
-
-func FuzzOggReader(f *testing.F) {
-	f.Add(oggPageBytes(2, 0, 1, 0, [][]byte{[]byte("OpusHead\x01\x02\x38\x01\x80\xbb\x00\x00\x00\x00\x00")}))
-	f.Add(append(oggPageBytes(0, -1, 1, 0, [][]byte{bytes.Repeat([]byte{1}, 255*3)})[:30], "OggS"...))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		r := newOggReader(bytes.NewReader(b))
-		for range 1000 {
-			pg, err := r.next()
-			if err != nil {
-				return
-			}
-			for _, p := range pg.packets {
-				if len(p) == 0 || len(p) > maxOggPacket {
-					t.Fatalf("packet of %d bytes", len(p))
-				}
-			}
-		}
-	})
-}
 
 // FuzzPacketize checks that any AVCC unit packetizes into RTP that decodes back to the
 // same NAL units.

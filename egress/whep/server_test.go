@@ -19,17 +19,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bluenviron/gortsplib/v5/pkg/format/rtph264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/opus"
-	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
-	"github.com/pion/webrtc/v4/pkg/media/h264reader"
 
 	"github.com/relaycast/relaycast/bus"
 	"github.com/relaycast/relaycast/egress"
+	"github.com/relaycast/relaycast/egress/whep/whepclient"
+	"github.com/relaycast/relaycast/ingest/whip/signal"
+	"github.com/relaycast/relaycast/ingest/whip/whipclient"
 )
 
 // testResolver knows a fixed set of playback ids.
@@ -48,23 +46,14 @@ func (r testResolver) Resolve(_ context.Context, req egress.Request) (string, er
 
 var _ egress.Resolver = testResolver(nil)
 
+// testAPI builds a pion API that gathers loopback candidates only.
 func testAPI(t testing.TB) *webrtc.API {
 	t.Helper()
-	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
+	api, err := signal.NewAPI(true)
+	if err != nil {
 		t.Fatal(err)
 	}
-	reg := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
-		t.Fatal(err)
-	}
-	se := webrtc.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg),
-		webrtc.WithSettingEngine(se))
+	return api
 }
 
 // clip is an H.264 + AAC clip made by ffmpeg, as bus units.
@@ -101,38 +90,33 @@ func makeClip(t *testing.T) *clip {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	r, err := h264reader.NewReader(f)
+	aus, err := whipclient.ReadH264(f)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var sps, pps []byte
-	var cur [][]byte
-	key := false
-	for {
-		nal, err := r.NextNAL()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
+	for _, au := range aus {
+		var nalus h264.AnnexB
+		if err := nalus.Unmarshal(au); err != nil {
 			t.Fatal(err)
 		}
-		data := append([]byte(nil), nal.Data...)
-		switch nal.UnitType {
-		case h264reader.NalUnitTypeSPS:
-			sps = data
-			continue // the bus carries them in the track's record (as RTMP does)
-		case h264reader.NalUnitTypePPS:
-			pps = data
-			continue
-		case h264reader.NalUnitTypeCodedSliceIdr:
-			key = true
+		var cur [][]byte
+		key := false
+		for _, n := range nalus {
+			switch h264.NALUType(n[0] & 0x1f) {
+			case h264.NALUTypeSPS:
+				sps = n
+				continue // the bus carries them in the track's record (as RTMP does)
+			case h264.NALUTypePPS:
+				pps = n
+				continue
+			case h264.NALUTypeIDR:
+				key = true
+			}
+			cur = append(cur, n)
 		}
-		cur = append(cur, data)
-		if nal.UnitType == h264reader.NalUnitTypeCodedSliceIdr || nal.UnitType == h264reader.NalUnitTypeCodedSliceNonIdr {
-			c.vUnits = append(c.vUnits, bus.JoinNALUs(cur))
-			c.vKey = append(c.vKey, key)
-			cur, key = nil, false
-		}
+		c.vUnits = append(c.vUnits, bus.JoinNALUs(cur))
+		c.vKey = append(c.vKey, key)
 	}
 	cfg, err := bus.AVCConfig(sps, pps)
 	if err != nil {
@@ -226,96 +210,6 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-// player is a pion WHEP client.
-type player struct {
-	pc       *webrtc.PeerConnection
-	location string
-
-	mu         sync.Mutex
-	sps        []byte
-	videoPkts  int
-	opusPkts   int
-	opusTS     []uint32
-	opusBadTOC int
-	closed     bool
-	done       sync.WaitGroup
-}
-
-// close closes the peer connection and waits for the track readers.
-func (p *player) close() {
-	p.mu.Lock()
-	p.closed = true
-	p.mu.Unlock()
-	_ = p.pc.Close()
-	p.done.Wait()
-}
-
-func newPlayer(t *testing.T) (*player, string) {
-	t.Helper()
-	pc, err := testAPI(t).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &player{pc: pc}
-	t.Cleanup(p.close)
-	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
-		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{
-			Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		i := 0
-		if tr.Kind() == webrtc.RTPCodecTypeAudio {
-			i = 1
-		}
-		p.mu.Lock()
-		if p.closed {
-			p.mu.Unlock()
-			return
-		}
-		p.done.Add(1)
-		p.mu.Unlock()
-		defer p.done.Done()
-		dec := &rtph264.Decoder{PacketizationMode: 1}
-		_ = dec.Init()
-		for {
-			pkt, _, err := tr.ReadRTP()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			if i == 0 {
-				p.videoPkts++
-				if au, err := dec.Decode(pkt); err == nil && p.sps == nil {
-					for _, n := range au {
-						if h264.NALUType(n[0]&0x1f) == h264.NALUTypeSPS {
-							p.sps = n
-						}
-					}
-				}
-			} else {
-				p.opusPkts++
-				p.opusTS = append(p.opusTS, pkt.Timestamp)
-				if opus.PacketDuration2(pkt.Payload) <= 0 {
-					p.opusBadTOC++
-				}
-			}
-			p.mu.Unlock()
-		}
-	})
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
-	return p, pc.LocalDescription().SDP
-}
-
 func post(t *testing.T, url, ct, body string) *http.Response {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
@@ -327,32 +221,42 @@ func post(t *testing.T, url, ct, body string) *http.Response {
 	return resp
 }
 
-func (f *fixture) play(t *testing.T, playback string) *player {
+// play starts a loopback-only WHEP player of the playback id.
+func (f *fixture) play(t *testing.T, playback string) *whepclient.Player {
 	t.Helper()
-	p, offer := newPlayer(t)
-	resp := post(t, f.http.URL+"/api/stream/"+playback+"/webrtc/whep", "application/sdp", offer)
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("POST: %d %s", resp.StatusCode, b)
+	return f.playWith(t, playback, whepclient.Options{})
+}
+
+// playWith is play with options (API and KeepOpusTimestamps are set here).
+func (f *fixture) playWith(t *testing.T, playback string, opts whepclient.Options) *whepclient.Player {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	opts.API, opts.KeepOpusTimestamps = testAPI(t), 1000
+	p, err := whepclient.Dial(ctx, f.http.URL+"/api/stream/"+playback+"/webrtc/whep", opts)
+	if err != nil {
+		t.Fatalf("play %s: %v", playback, err)
 	}
-	p.location = resp.Header.Get("Location")
-	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(b)}); err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { _ = p.Close() })
 	return p
 }
 
-func (f *fixture) del(t *testing.T, p *player) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodDelete, f.http.URL+p.location, nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+// naluTypes lists the types of an access unit's NAL units.
+func naluTypes(au [][]byte) []h264.NALUType {
+	var out []h264.NALUType
+	for _, n := range au {
+		if len(n) > 0 {
+			out = append(out, h264.NALUType(n[0]&0x1f))
+		}
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("DELETE: %d", resp.StatusCode)
+	return out
+}
+
+// del ends a player's session with DELETE, which must answer 200.
+func del(t *testing.T, p *whepclient.Player) {
+	t.Helper()
+	if err := p.Close(); err != nil {
+		t.Fatalf("DELETE: %v", err)
 	}
 }
 
@@ -369,6 +273,24 @@ func checkError(t *testing.T, resp *http.Response, status int) {
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil || e.Status != status || e.Error == "" {
 		t.Fatalf("error body %+v (%v), want status %d and a message", e, err, status)
+	}
+}
+
+// checkStatus asserts that err is the endpoint's refusal with status, in relaycast's
+// JSON error shape.
+func checkStatus(t *testing.T, err error, status int) {
+	t.Helper()
+	var se *whepclient.StatusError
+	if !errors.As(err, &se) {
+		t.Fatalf("error %v, want a refusal with status %d", err, status)
+	}
+	var e struct {
+		Error  string `json:"error"`
+		Status int    `json:"status"`
+	}
+	if err := json.Unmarshal(se.Body, &e); err != nil || se.StatusCode != status || e.Status != status ||
+		e.Error == "" || se.Message != e.Error {
+		t.Fatalf("refusal %v, body %+v (%v), want status %d and a message", se, e, err, status)
 	}
 }
 
@@ -419,7 +341,23 @@ func TestPlayH264AndTranscodedAAC(t *testing.T) {
 		pub.Close()
 	}()
 
-	p1 := f.play(t, "pub_live")
+	// p1 also looks at every access unit: the first one it gets is a keyframe (the
+	// session starts on the cached keyframe) with SPS and PPS in front.
+	var (
+		auMu    sync.Mutex
+		aus     int
+		firstAU [][]byte
+	)
+	p1 := f.playWith(t, "pub_live", whepclient.Options{OnVideo: func(au [][]byte, _ uint32, _ time.Time) {
+		auMu.Lock()
+		defer auMu.Unlock()
+		if aus == 0 {
+			for _, n := range au {
+				firstAU = append(firstAU, append([]byte(nil), n...))
+			}
+		}
+		aus++
+	}})
 	p2 := f.play(t, "pub_live")
 	if n := f.srv.counters.started.Load(); n != 1 {
 		t.Fatalf("%d transcoders started for two viewers, want 1", n)
@@ -427,25 +365,24 @@ func TestPlayH264AndTranscodedAAC(t *testing.T) {
 	bs := f.hub.Stream("s_live")
 	waitFor(t, 10*time.Second, "viewer count", func() bool { return bs.Stats().Viewers == 2 })
 
-	for _, p := range []*player{p1, p2} {
+	for _, p := range []*whepclient.Player{p1, p2} {
 		waitFor(t, 15*time.Second, "video and audio", func() bool {
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			return p.sps != nil && p.opusPkts >= 50
+			st := p.Stats()
+			return st.SPS != nil && st.AudioPackets >= 50
 		})
-		p.mu.Lock()
+		st := p.Stats()
 		var s h264.SPS
-		if err := s.Unmarshal(p.sps); err != nil {
+		if err := s.Unmarshal(st.SPS); err != nil {
 			t.Fatal(err)
 		}
 		if s.Width() != 640 || s.Height() != 360 {
 			t.Fatalf("SPS %dx%d, want 640x360", s.Width(), s.Height())
 		}
-		if p.opusBadTOC > 0 {
-			t.Fatalf("%d invalid Opus packets", p.opusBadTOC)
+		if st.BadOpus > 0 {
+			t.Fatalf("%d invalid Opus packets", st.BadOpus)
 		}
 		// Opus timestamps advance by 20 ms (960 ticks) per packet, bar the odd drop.
-		ts := p.opusTS
+		ts := p.OpusTimestamps()
 		adv := 0
 		for i := 1; i < len(ts); i++ {
 			d := int32(ts[i] - ts[i-1])
@@ -459,11 +396,15 @@ func TestPlayH264AndTranscodedAAC(t *testing.T) {
 		if adv < len(ts)*8/10 {
 			t.Fatalf("only %d of %d opus steps are 20 ms", adv, len(ts))
 		}
-		p.mu.Unlock()
 	}
 	if n := f.srv.counters.started.Load(); n != 1 {
 		t.Fatalf("%d transcoders started, want 1", n)
 	}
+	auMu.Lock()
+	if aus < 10 || !h264.IsRandomAccess(firstAU) || h264.NALUType(firstAU[0][0]&0x1f) != h264.NALUTypeSPS {
+		t.Fatalf("%d access units, the first one of NAL types %v", aus, naluTypes(firstAU))
+	}
+	auMu.Unlock()
 	// Live latency, after the GOP-cache replay: bus arrival -> RTP written (both viewers).
 	latMu.Lock()
 	measuring = true
@@ -477,11 +418,11 @@ func TestPlayH264AndTranscodedAAC(t *testing.T) {
 	measuring = false
 	latMu.Unlock()
 
-	f.del(t, p1)
+	del(t, p1)
 	if n := f.srv.counters.running.Load(); n != 1 {
 		t.Fatalf("%d transcoders running with one viewer left, want 1", n)
 	}
-	f.del(t, p2)
+	del(t, p2)
 	if n := f.srv.counters.running.Load(); n != 0 {
 		t.Fatalf("%d transcoders running after the last viewer left", n)
 	}
@@ -498,13 +439,23 @@ func TestPlayH264AndTranscodedAAC(t *testing.T) {
 
 func TestErrors(t *testing.T) {
 	f := newFixture(t)
-	_, offer := newPlayer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, err := whepclient.New(ctx, whepclient.Options{API: testAPI(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	offer := p.Offer()
 	url := func(id string) string { return f.http.URL + "/api/stream/" + id + "/webrtc/whep" }
 	checkError(t, post(t, url("pub_live"), "application/sdp", "not sdp"), http.StatusBadRequest)
 	checkError(t, post(t, url("pub_live"), "application/sdp", ""), http.StatusBadRequest)
 	checkError(t, post(t, url("pub_live"), "application/json", offer), http.StatusUnsupportedMediaType)
 	checkError(t, post(t, url("pub_offline"), "application/sdp", offer), http.StatusNotFound)
 	checkError(t, post(t, url("pub_unknown"), "application/sdp", offer), http.StatusNotFound)
+	// The client reports the refusal.
+	_, err = whepclient.Dial(ctx, url("pub_offline"), whepclient.Options{API: testAPI(t)})
+	checkStatus(t, err, http.StatusNotFound)
 
 	// A stream whose only codecs WHEP cannot send.
 	pub, err := f.hub.Publish("s_live", []*bus.Track{{Codec: bus.CodecVP9, ClockRate: 90000}})
@@ -530,16 +481,13 @@ func TestCloseWithOpenSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub.Write(&bus.Unit{Track: c.video, Key: true, Payload: c.vUnits[0], Arrival: time.Now()})
-	var players []*player
+	var players []*whepclient.Player
 	for range 2 {
 		players = append(players, f.play(t, "pub_live"))
 	}
 	waitFor(t, 10*time.Second, "video", func() bool {
 		for _, p := range players {
-			p.mu.Lock()
-			n := p.videoPkts
-			p.mu.Unlock()
-			if n == 0 {
+			if p.Stats().VideoPackets == 0 {
 				return false
 			}
 		}
@@ -563,7 +511,7 @@ func TestCloseWithOpenSessions(t *testing.T) {
 	}
 	f.http.Close()
 	for _, p := range players {
-		p.close()
+		_ = p.Close() // the DELETE fails: the server is gone
 	}
 	pub.Close()
 	hub.Close()

@@ -17,6 +17,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/opus"
 
 	"github.com/relaycast/relaycast/bus"
+	"github.com/relaycast/relaycast/ingest/whip/ogg"
 )
 
 // opusPacket is one Opus packet made by a transcoder, dated on the bus timeline.
@@ -283,25 +284,25 @@ func (p *ffmpegProc) ptsAt(pos int64) (time.Duration, bool) {
 // readOutput parses ffmpeg's Ogg Opus output and offers the packets to the sinks.
 func (p *ffmpegProc) readOutput(stdout io.Reader) {
 	defer close(p.outEnd)
-	r := newOggReader(stdout)
+	r := ogg.NewReader(stdout)
 	var (
 		preSkip int64
 		lastEnd int64
 	)
 	for {
-		pg, err := r.next()
+		pg, err := r.Next()
 		if err != nil {
 			return
 		}
 		// Packet end positions: the page's granule is the end of its last packet.
-		end := pg.granule
+		end := pg.Granule
 		if end < 0 {
 			continue
 		}
 		// Walk back to find the start of the first packet of the page.
 		total := int64(0)
-		audio := pg.packets[:0]
-		for _, pkt := range pg.packets {
+		audio := pg.Packets[:0]
+		for _, pkt := range pg.Packets {
 			switch {
 			case bytes.HasPrefix(pkt, []byte("OpusHead")):
 				// RFC 7845 §5.1: pre-skip is little-endian at offset 10 (mediacommon's

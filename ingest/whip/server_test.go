@@ -1,7 +1,6 @@
 package whip
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -11,9 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -22,15 +18,12 @@ import (
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
-	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
-	"github.com/pion/webrtc/v4/pkg/media"
-	"github.com/pion/webrtc/v4/pkg/media/h264reader"
-	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 
 	"github.com/relaycast/relaycast/bus"
 	"github.com/relaycast/relaycast/ingest"
+	"github.com/relaycast/relaycast/ingest/whip/signal"
+	"github.com/relaycast/relaycast/ingest/whip/whipclient"
 )
 
 // testAuth admits the keys it knows.
@@ -57,21 +50,11 @@ var _ ingest.Authorizer = (*testAuth)(nil)
 // testAPI builds a pion API that gathers loopback candidates only.
 func testAPI(t testing.TB) *webrtc.API {
 	t.Helper()
-	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
+	api, err := signal.NewAPI(true)
+	if err != nil {
 		t.Fatal(err)
 	}
-	reg := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
-		t.Fatal(err)
-	}
-	se := webrtc.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg),
-		webrtc.WithSettingEngine(se))
+	return api
 }
 
 type fixture struct {
@@ -121,15 +104,34 @@ func post(t *testing.T, url, ct, body string) *http.Response {
 func checkError(t *testing.T, resp *http.Response, status int) {
 	t.Helper()
 	defer resp.Body.Close()
-	if resp.StatusCode != status {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("status %d, want %d: %s", resp.StatusCode, status, b)
+	b, _ := io.ReadAll(resp.Body)
+	checkErrorBody(t, resp.StatusCode, b, status)
+}
+
+// checkStatus asserts that err is the endpoint's refusal with status, in relaycast's
+// JSON error shape.
+func checkStatus(t *testing.T, err error, status int) {
+	t.Helper()
+	var se *whipclient.StatusError
+	if !errors.As(err, &se) {
+		t.Fatalf("error %v, want a refusal with status %d", err, status)
+	}
+	checkErrorBody(t, se.StatusCode, se.Body, status)
+	if se.Message == "" {
+		t.Fatalf("refusal %v without a message", se)
+	}
+}
+
+func checkErrorBody(t *testing.T, code int, body []byte, status int) {
+	t.Helper()
+	if code != status {
+		t.Fatalf("status %d, want %d: %s", code, status, body)
 	}
 	var e struct {
 		Error  string `json:"error"`
 		Status int    `json:"status"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
+	if err := json.Unmarshal(body, &e); err != nil {
 		t.Fatalf("error body: %v", err)
 	}
 	if e.Status != status || e.Error == "" {
@@ -137,188 +139,27 @@ func checkError(t *testing.T, resp *http.Response, status int) {
 	}
 }
 
-// publisher is a pion WHIP client.
-type publisher struct {
-	pc       *webrtc.PeerConnection
-	video    *webrtc.TrackLocalStaticSample
-	audio    *webrtc.TrackLocalStaticSample
-	location string
-}
-
-// newOffer creates a client peer connection with H.264 and Opus tracks and its offer.
-func newPublisher(t *testing.T, api *webrtc.API) (*publisher, string) {
+// dial publishes to key with a loopback-only client.
+func (f *fixture) dial(t *testing.T, ctx context.Context, key string) (*whipclient.Publisher, error) {
 	t.Helper()
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
+	p, err := whipclient.Dial(ctx, f.url(key), whipclient.Options{API: testAPI(t)})
+	if err == nil {
+		t.Cleanup(func() { _ = p.Close() })
 	}
-	t.Cleanup(func() { _ = pc.Close() })
-	p := &publisher{pc: pc}
-	p.video, _ = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{
-		MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
-	}, "video", "relaycast")
-	p.audio, _ = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{
-		MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "relaycast")
-	for _, tr := range []webrtc.TrackLocal{p.video, p.audio} {
-		sender, err := pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{
-			Direction: webrtc.RTPTransceiverDirectionSendonly})
-		if err != nil {
-			t.Fatal(err)
-		}
-		go func() { // drain RTCP (PLI) so the interceptors run
-			for {
-				if _, _, err := sender.Sender().ReadRTCP(); err != nil {
-					return
-				}
-			}
-		}()
-	}
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
-	return p, pc.LocalDescription().SDP
-}
-
-func (p *publisher) accept(t *testing.T, resp *http.Response) {
-	t.Helper()
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("POST: %d %s", resp.StatusCode, b)
-	}
-	if ct := resp.Header.Get("Content-Type"); ct != "application/sdp" {
-		t.Fatalf("answer content type %q", ct)
-	}
-	p.location = resp.Header.Get("Location")
-	if !strings.HasPrefix(p.location, "/api/stream/") {
-		t.Fatalf("Location %q", p.location)
-	}
-	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer,
-		SDP: string(b)}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// testMedia makes an H.264 Annex-B file and an Ogg Opus file with ffmpeg.
-func testMedia(t *testing.T) (h264Path, oggPath string) {
-	t.Helper()
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Fatalf("ffmpeg is required (the README's test command installs it): %v", err)
-	}
-	dir := t.TempDir()
-	h264Path, oggPath = filepath.Join(dir, "v.h264"), filepath.Join(dir, "a.ogg")
-	run := func(args ...string) {
-		out, err := exec.Command("ffmpeg", append([]string{"-hide_banner", "-loglevel", "error", "-y"}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("ffmpeg %v: %v\n%s", args, err, out)
-		}
-	}
-	run("-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-t", "3", "-c:v", "libx264",
-		"-profile:v", "baseline", "-bf", "0", "-g", "30", "-pix_fmt", "yuv420p", "-f", "h264", h264Path)
-	run("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "3", "-ac", "2",
-		"-c:a", "libopus", "-b:a", "64k", "-page_duration", "20000", oggPath)
-	return h264Path, oggPath
-}
-
-// readAccessUnits splits an Annex-B file into access units (Annex-B, one slice each, as
-// libx264 writes by default).
-func readAccessUnits(t *testing.T, path string) [][]byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := h264reader.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var aus [][]byte
-	var cur []byte
-	for {
-		nal, err := r.NextNAL()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		cur = append(cur, 0, 0, 0, 1)
-		cur = append(cur, nal.Data...)
-		if nal.UnitType == h264reader.NalUnitTypeCodedSliceIdr || nal.UnitType == h264reader.NalUnitTypeCodedSliceNonIdr {
-			aus = append(aus, cur)
-			cur = nil
-		}
-	}
-	return aus
-}
-
-// readOpusPackets returns the packets of an Ogg Opus file written with one packet per page.
-func readOpusPackets(t *testing.T, path string) [][]byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, _, err := oggreader.NewWith(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out [][]byte
-	for {
-		payload, hdr, err := r.ParseNextPage()
-		if err != nil {
-			break
-		}
-		if hdr.GranulePosition == 0 || bytes.HasPrefix(payload, []byte("OpusTags")) {
-			continue
-		}
-		out = append(out, payload)
-	}
-	return out
-}
-
-// send paces the media at twice real time until ctx ends or the media runs out.
-func (p *publisher) send(ctx context.Context, aus, opus [][]byte) {
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	start := time.Now()
-	vi, ai := 0, 0
-	for vi < len(aus) || ai < len(opus) {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		media2x := 2 * time.Since(start)
-		for vi < len(aus) && time.Duration(vi)*time.Second/30 <= media2x {
-			_ = p.video.WriteSample(media.Sample{Data: aus[vi], Duration: time.Second / 30})
-			vi++
-		}
-		for ai < len(opus) && time.Duration(ai)*20*time.Millisecond <= media2x {
-			_ = p.audio.WriteSample(media.Sample{Data: opus[ai], Duration: 20 * time.Millisecond})
-			ai++
-		}
-	}
+	return p, err
 }
 
 func TestPublishH264Opus(t *testing.T) {
-	h264Path, oggPath := testMedia(t)
-	aus, opus := readAccessUnits(t, h264Path), readOpusPackets(t, oggPath)
-	if len(aus) < 60 || len(opus) < 100 {
-		t.Fatalf("test media: %d video, %d audio units", len(aus), len(opus))
-	}
-	f := newFixture(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	m, err := whipclient.Generate(ctx, t.TempDir(), whipclient.GenerateOptions{})
+	if err != nil {
+		t.Fatalf("test media (ffmpeg is required; the README's test command installs it): %v", err)
+	}
+	if len(m.Video) < 60 || len(m.Audio) < 100 {
+		t.Fatalf("test media: %d video, %d audio units", len(m.Video), len(m.Audio))
+	}
+	f := newFixture(t)
 
 	rd, err := f.hub.Subscribe(ctx, "pub_stream1", bus.ReaderOptions{Wait: true})
 	if err != nil {
@@ -326,19 +167,24 @@ func TestPublishH264Opus(t *testing.T) {
 	}
 	defer rd.Close()
 
-	p, offer := newPublisher(t, testAPI(t))
-	p.accept(t, post(t, f.url("live_good"), "application/sdp", offer))
+	p, err := f.dial(t, ctx, "live_good")
+	if err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	if !strings.HasPrefix(p.Resource(), f.http.URL+"/api/stream/") {
+		t.Fatalf("Location %q", p.Resource())
+	}
 
 	// A second publisher of the same stream is busy.
-	_, offer2 := newPublisher(t, testAPI(t))
-	checkError(t, post(t, f.url("live_good"), "application/sdp", offer2), http.StatusConflict)
+	_, err = f.dial(t, ctx, "live_good")
+	checkStatus(t, err, http.StatusConflict)
 
 	sendCtx, stopSend := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		p.send(sendCtx, aus, opus)
+		_ = p.Stream(sendCtx, m, whipclient.StreamOptions{Speed: 2})
 	}()
 	defer func() {
 		stopSend()
@@ -406,14 +252,8 @@ func TestPublishH264Opus(t *testing.T) {
 	}
 
 	// DELETE ends the session: the stream goes idle and the grant is released.
-	req, _ := http.NewRequest(http.MethodDelete, f.http.URL+p.location, nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("DELETE: %d", resp.StatusCode)
+	if err := p.Close(); err != nil {
+		t.Fatalf("DELETE: %v", err)
 	}
 	if st := f.hub.Stream("pub_stream1").State(); st != bus.StateIdle {
 		t.Fatalf("stream state after DELETE: %v", st)
@@ -422,7 +262,8 @@ func TestPublishH264Opus(t *testing.T) {
 		t.Fatalf("Release called %d times, want 2", n)
 	}
 	// The resource is gone.
-	resp, err = http.DefaultClient.Do(req.Clone(context.Background()))
+	req, _ := http.NewRequest(http.MethodDelete, p.Resource(), nil)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,12 +272,22 @@ func TestPublishH264Opus(t *testing.T) {
 
 func TestErrors(t *testing.T) {
 	f := newFixture(t)
-	_, offer := newPublisher(t, testAPI(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, err := whipclient.New(ctx, whipclient.Options{API: testAPI(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	offer := p.Offer()
 
 	checkError(t, post(t, f.url("live_good"), "application/sdp", "v=0\r\nthis is not sdp"), http.StatusBadRequest)
 	checkError(t, post(t, f.url("live_good"), "application/sdp", ""), http.StatusBadRequest)
 	checkError(t, post(t, f.url("live_good"), "text/plain", offer), http.StatusUnsupportedMediaType)
 	checkError(t, post(t, f.url("live_nope"), "application/sdp", offer), http.StatusUnauthorized)
+	// The client reports the refusal.
+	_, err = f.dial(t, ctx, "live_nope")
+	checkStatus(t, err, http.StatusUnauthorized)
 	// An offer with only unsupported codecs.
 	pcmu := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwxyz\r\n" +
 		"a=fingerprint:sha-256 00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00\r\n" +
@@ -480,11 +331,16 @@ func TestTrickleAndCloseWithOpenSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(srv)
-	var pcs []*webrtc.PeerConnection
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var pubs []*whipclient.Publisher
 	for _, key := range []string{"live_a", "live_b"} {
-		p, offer := newPublisher(t, testAPI(t))
-		p.accept(t, post(t, hs.URL+"/api/stream/"+key+"/webrtc/whip", "application/sdp", offer))
-		pcs = append(pcs, p.pc)
+		p, err := whipclient.Dial(ctx, hs.URL+"/api/stream/"+key+"/webrtc/whip", whipclient.Options{API: testAPI(t)})
+		if err != nil {
+			t.Fatalf("publish %s: %v", key, err)
+		}
+		pubs = append(pubs, p)
+		offer := p.Offer()
 
 		// Trickle: a candidate for the session's ufrag is accepted; another ufrag is an
 		// ICE restart, which is refused with 422.
@@ -498,7 +354,7 @@ func TestTrickleAndCloseWithOpenSessions(t *testing.T) {
 		frag := "a=ice-ufrag:" + ufrag + "\r\na=ice-pwd:x\r\nm=video 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n" +
 			"a=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\na=end-of-candidates\r\n"
 		patch := func(body string) int {
-			req, _ := http.NewRequest(http.MethodPatch, hs.URL+p.location, strings.NewReader(body))
+			req, _ := http.NewRequest(http.MethodPatch, p.Resource(), strings.NewReader(body))
 			req.Header.Set("Content-Type", "application/trickle-ice-sdpfrag")
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
@@ -529,8 +385,8 @@ func TestTrickleAndCloseWithOpenSessions(t *testing.T) {
 		t.Fatalf("Release called %d times, want 2", n)
 	}
 	hs.Close()
-	for _, pc := range pcs {
-		_ = pc.Close()
+	for _, p := range pubs {
+		_ = p.Close() // the DELETE fails: the server is gone
 	}
 	hub.Close()
 	http.DefaultClient.CloseIdleConnections()

@@ -26,6 +26,16 @@
 // Peer's Teardown runs once, and the session leaves the table before [Session.Done] is
 // closed. [Server.Close] ends every session and waits for their goroutines.
 //
+// # Clients
+//
+// [Client] is the other half of the same exchange, for ingest/whip/whipclient and
+// egress/whep/whepclient: it offers a peer connection with all its candidates (no
+// trickle), POSTs it, applies the answer, waits for the connection and DELETEs the
+// resource on Close. A refusal is a [StatusError] carrying the {"error","status"} body.
+// Its errors never contain the endpoint URL, which holds a stream key or a playback
+// token. [NewAPI] is the pion API clients (and tests' servers) use by default: loopback
+// candidates allowed, no mDNS.
+//
 // Nothing here runs per packet. The HTTP handlers block only on negotiation (bounded by
 // Config.NegotiateTimeout) and on DELETE, which waits for the session's teardown or the
 // request's end.
