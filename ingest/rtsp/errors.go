@@ -12,4 +12,7 @@ var (
 	// ErrNoParams is returned when an H.264 publisher sends neither sprop-parameter-sets nor
 	// in-band SPS/PPS before its buffer of early units runs full.
 	ErrNoParams = errors.New("rtsp: no H.264 parameter sets received")
+	// ErrEndedByServer is returned when the server ended the publishing (the stream's key
+	// was regenerated or the stream deleted); the session is closed.
+	ErrEndedByServer = errors.New("rtsp: publishing ended by the server")
 )

@@ -182,6 +182,12 @@ func (p *pubSession) write(u *bus.Unit) {
 		}
 		return
 	}
+	select {
+	case <-p.pub.Done():
+		p.fail(ErrEndedByServer)
+		return
+	default:
+	}
 	i := u.Track.Index
 	if u.Track != p.given[i] {
 		// New parameters (in-band SPS/PPS changed, B-frames seen): a new bus track.

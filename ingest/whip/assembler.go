@@ -174,6 +174,13 @@ func (a *assembler) write(i int, f frame, arrival time.Time) error {
 	if i == slotVideo && f.key {
 		a.lastKey = arrival
 	}
+	if a.pub != nil {
+		select {
+		case <-a.pub.Done():
+			return errEndedByServer
+		default:
+		}
+	}
 	if a.pub == nil {
 		if !a.ready(i, f, arrival) {
 			return nil

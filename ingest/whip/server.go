@@ -77,6 +77,10 @@ var _ http.Handler = (*Server)(nil)
 // errBusy refuses a second publisher of a stream.
 var errBusy = errors.New("stream already has a publisher")
 
+// errEndedByServer: the bus closed the publisher (the stream's key was regenerated or the
+// stream deleted); the session ends.
+var errEndedByServer = errors.New("publishing ended by the server")
+
 // New returns a Server. Close stops it.
 func New(cfg Config) (*Server, error) {
 	if cfg.Hub == nil || cfg.Auth == nil || cfg.API == nil {

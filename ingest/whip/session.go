@@ -2,6 +2,7 @@ package whip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -132,7 +133,10 @@ func (s *session) readRTP(i int, t *webrtc.TrackRemote) {
 		var waitKey bool
 		frames, waitKey = d.push(pkt, frames[:0])
 		for _, f := range frames {
-			if err := s.asm.write(i, f, now); err != nil {
+			if err := s.asm.write(i, f, now); errors.Is(err, errEndedByServer) {
+				s.End(err.Error())
+				return
+			} else if err != nil {
 				s.log.Warn("whip: stream refused by the bus", "stream", s.grant.StreamID, "error", err)
 				s.End("bus refused the stream")
 				return
