@@ -25,6 +25,9 @@ const clipGOP = time.Second
 // would produce them: AVCC payloads without in-band SPS/PPS (those are in the track's
 // AVCDecoderConfigurationRecord only), raw AAC access units.
 type clip struct {
+	// videoCodec is H.264 when zero; a VP9 or AV1 clip (makeVideoClip) has no audio and,
+	// like a WHIP track, no configuration record or size.
+	videoCodec               bus.Codec
 	videoConfig, audioConfig []byte
 	sampleRate               int
 	units                    []clipUnit // sorted by timestamp
@@ -39,6 +42,9 @@ type clipUnit struct {
 }
 
 func (c *clip) tracks() []*bus.Track {
+	if c.videoCodec != bus.CodecUnknown && c.videoCodec != bus.CodecH264 {
+		return []*bus.Track{{Codec: c.videoCodec, ClockRate: 90000}}
+	}
 	return []*bus.Track{
 		{Codec: bus.CodecH264, ClockRate: 90000, Config: c.videoConfig, Width: 320, Height: 240},
 		{Codec: bus.CodecAAC, ClockRate: c.sampleRate, Config: c.audioConfig, SampleRate: c.sampleRate, Channels: 1},
@@ -254,9 +260,9 @@ func (f *feeder) run(c *clip, tracks []*bus.Track, speed float64) {
 				default:
 				}
 			}
-			tr := tracks[1]
-			if cu.video {
-				tr = tracks[0]
+			tr := tracks[0]
+			if !cu.video {
+				tr = tracks[1]
 			}
 			now := time.Now()
 			f.p.Write(&bus.Unit{Track: tr, PTS: pts, DTS: pts, Key: cu.key, Payload: cu.payload, Arrival: now})

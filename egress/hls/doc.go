@@ -22,8 +22,10 @@
 //
 // H.264 and H.265 parameter sets are put in front of every keyframe that lacks them (RTMP
 // sends them only in the sequence header). The MPEG-TS variant carries H.264 and AAC only;
-// fMP4 variants also carry H.265 and Opus. Tracks a variant cannot carry are left out and
-// logged when the muxer starts.
+// fMP4 variants also carry H.265, VP9, AV1 and Opus (VP9 and AV1 need no configuration
+// record: the muxer takes the parameters from the first keyframe's header, resp. sequence
+// header OBU, before it writes the init segment). VP8 is carried by no variant. Tracks a
+// variant cannot carry are left out and logged when the muxer starts.
 //
 // # HTTP
 //

@@ -117,6 +117,17 @@ func (st *stream) write(mx *muxer, tw *trackWriter, u *bus.Unit) error {
 			return mx.m.WriteH264(tw.hls, u.Arrival, pts, au)
 		}
 		return mx.m.WriteH265(tw.hls, u.Arrival, pts, au)
+	case bus.CodecVP9:
+		return mx.m.WriteVP9(tw.hls, u.Arrival, pts, u.Payload)
+	case bus.CodecAV1:
+		var err error
+		if au, err = appendOBUs(au, u.Payload); err != nil {
+			return err
+		}
+		if len(au) == 0 {
+			return nil
+		}
+		return mx.m.WriteAV1(tw.hls, u.Arrival, pts, au)
 	case bus.CodecAAC:
 		au = append(au, u.Payload)
 		return mx.m.WriteMPEG4Audio(tw.hls, u.Arrival, pts, au)

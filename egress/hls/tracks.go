@@ -58,6 +58,23 @@ func newTrackWriter(t *bus.Track, variant gohlslib.MuxerVariant) (*trackWriter, 
 			return nil, fmt.Errorf("opus needs an fMP4 variant")
 		}
 		tw.hls = &gohlslib.Track{Codec: &codecs.Opus{ChannelCount: opusChannels(t)}, ClockRate: 48000}
+	case bus.CodecVP9:
+		if mpegts {
+			return nil, fmt.Errorf("vp9 needs an fMP4 variant")
+		}
+		// WHIP tracks carry no configuration record: these are placeholders (profile 0,
+		// 8 bits, 4:2:0) that the muxer replaces with the values of the first keyframe's
+		// uncompressed header before it writes the init segment.
+		tw.hls = &gohlslib.Track{Codec: &codecs.VP9{
+			Width: t.Width, Height: t.Height, Profile: 0, BitDepth: 8, ChromaSubsampling: 1,
+		}, ClockRate: 90000}
+	case bus.CodecAV1:
+		if mpegts {
+			return nil, fmt.Errorf("av1 needs an fMP4 variant")
+		}
+		// The muxer takes the sequence header OBU from the first temporal unit that carries
+		// one (every keyframe does) before it writes the init segment.
+		tw.hls = &gohlslib.Track{Codec: &codecs.AV1{}, ClockRate: 90000}
 	default:
 		return nil, fmt.Errorf("codec %s is not supported by HLS egress", t.Codec)
 	}
@@ -127,6 +144,57 @@ func parseHEVCConfig(b []byte) (vps, sps, pps []byte, err error) {
 		return nil, nil, nil, bus.ErrMalformed
 	}
 	return vps, sps, pps, nil
+}
+
+// AV1 OBU types (AV1 spec §6.2.2) the writer looks at.
+const (
+	obuTemporalDelimiter = 2
+)
+
+// appendOBUs appends the OBUs of a temporal unit in low-overhead bitstream format (AV1 spec
+// §5.2: every OBU carries obu_size) to au, without copying: each element is one whole OBU,
+// header and size field included, as the AV1 ISOBMFF binding wants them in samples and in
+// the av1C record. Temporal delimiters are dropped (ISOBMFF samples must not carry them).
+// An OBU without a size field runs to the end of b.
+func appendOBUs(au [][]byte, b []byte) ([][]byte, error) {
+	for len(b) > 0 {
+		h := b[0]
+		if h&0x80 != 0 { // obu_forbidden_bit
+			return au, bus.ErrMalformed
+		}
+		hdr := 1
+		if h&0x04 != 0 { // obu_extension_flag
+			hdr = 2
+		}
+		if len(b) < hdr {
+			return au, bus.ErrMalformed
+		}
+		n := len(b)
+		if h&0x02 != 0 { // obu_has_size_field
+			size, l, ok := leb128(b[hdr:])
+			if !ok || size > uint64(len(b)-hdr-l) {
+				return au, bus.ErrMalformed
+			}
+			n = hdr + l + int(size)
+		}
+		if (h>>3)&0x0f != obuTemporalDelimiter {
+			au = append(au, b[:n])
+		}
+		b = b[n:]
+	}
+	return au, nil
+}
+
+// leb128 reads an unsigned LEB128 number (AV1 spec §4.10.5) of at most 8 bytes. l is the
+// number of bytes read.
+func leb128(b []byte) (v uint64, l int, ok bool) {
+	for i := 0; i < 8 && i < len(b); i++ {
+		v |= uint64(b[i]&0x7f) << (7 * i)
+		if b[i]&0x80 == 0 {
+			return v, i + 1, true
+		}
+	}
+	return 0, 0, false
 }
 
 // toClock converts a bus timestamp to ticks of a clock rate, rounding to the nearest tick

@@ -113,6 +113,10 @@ func TestNewTrackWriter(t *testing.T) {
 		{"opus", bus.Track{Codec: bus.CodecOpus}, gohlslib.MuxerVariantFMP4, true, 48000, 0},
 		{"opus mpegts", bus.Track{Codec: bus.CodecOpus}, gohlslib.MuxerVariantMPEGTS, false, 0, 0},
 		{"vp8", bus.Track{Codec: bus.CodecVP8}, gohlslib.MuxerVariantFMP4, false, 0, 0},
+		{"vp9", bus.Track{Codec: bus.CodecVP9}, gohlslib.MuxerVariantLowLatency, true, 90000, 0},
+		{"vp9 mpegts", bus.Track{Codec: bus.CodecVP9}, gohlslib.MuxerVariantMPEGTS, false, 0, 0},
+		{"av1", bus.Track{Codec: bus.CodecAV1}, gohlslib.MuxerVariantFMP4, true, 90000, 0},
+		{"av1 mpegts", bus.Track{Codec: bus.CodecAV1}, gohlslib.MuxerVariantMPEGTS, false, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tw, err := newTrackWriter(&tc.track, tc.variant)
