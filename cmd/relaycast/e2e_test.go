@@ -382,6 +382,19 @@ func TestEndToEnd(t *testing.T) {
 		if names := probeCodecs(t, "rtmp://"+s.rtmp+"/live/"+st.PlaybackID); !hasCodecs(names, "h264", "aac") {
 			t.Fatalf("RTMP playback codecs %v, want h264 and aac", names)
 		}
+		// The metrics carry the stream and the bytes served.
+		resp, err := http.Get(s.http + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{"relaycast_live_streams 1", `relaycast_stream_readers{protocol="hls",stream="` + st.PlaybackID + `"} 1`,
+			"relaycast_hls_bytes_out_total", "relaycast_rtmp_play_bytes_out_total"} {
+			if !strings.Contains(string(metrics), want) {
+				t.Errorf("/metrics lacks %q", want)
+			}
+		}
 		if err := ff.Wait(); err != nil {
 			t.Fatalf("ffmpeg publish: %v", err)
 		}

@@ -176,7 +176,7 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 		}
 		closers = append(closers, whepSrv.Close)
 	}
-	metrics.MustRegister(newServerCollector(hlsSrv, rtmpSrv))
+	metrics.MustRegister(newServerCollector(hlsSrv, rtmpSrv, rtmpPlay))
 
 	var ready atomic.Bool
 	pub := publicURL(o.PublicURL, httpLn)
