@@ -188,6 +188,49 @@ func ParseAVCConfig(b []byte) (sps, pps [][]byte, err error) {
 	return sps, pps, nil
 }
 
+// ParseHEVCConfig returns the VPS, SPS and PPS NAL units of an
+// HEVCDecoderConfigurationRecord (ISO/IEC 14496-15 §8.3.3.1). The record must hold an SPS
+// and a PPS; the VPS may be missing (callers that need one check).
+func ParseHEVCConfig(b []byte) (vps, sps, pps [][]byte, err error) {
+	// 22 bytes of fixed fields, then numOfArrays.
+	if len(b) < 23 || b[0] != 1 {
+		return nil, nil, nil, ErrMalformed
+	}
+	narrays := int(b[22])
+	p := 23
+	for i := 0; i < narrays; i++ {
+		if p+3 > len(b) {
+			return nil, nil, nil, ErrMalformed
+		}
+		typ := b[p] & 0x3f
+		n := int(binary.BigEndian.Uint16(b[p+1:]))
+		p += 3
+		for j := 0; j < n; j++ {
+			if p+2 > len(b) {
+				return nil, nil, nil, ErrMalformed
+			}
+			l := int(binary.BigEndian.Uint16(b[p:]))
+			p += 2
+			if l == 0 || p+l > len(b) {
+				return nil, nil, nil, ErrMalformed
+			}
+			switch typ {
+			case 32:
+				vps = append(vps, b[p:p+l])
+			case 33:
+				sps = append(sps, b[p:p+l])
+			case 34:
+				pps = append(pps, b[p:p+l])
+			}
+			p += l
+		}
+	}
+	if len(sps) == 0 || len(pps) == 0 {
+		return nil, nil, nil, ErrMalformed
+	}
+	return vps, sps, pps, nil
+}
+
 // AVCConfig builds an AVCDecoderConfigurationRecord from one SPS and one PPS.
 func AVCConfig(sps, pps []byte) ([]byte, error) {
 	if len(sps) < 4 || len(pps) == 0 || len(sps) > 0xffff || len(pps) > 0xffff {

@@ -1,7 +1,6 @@
 package hls
 
 import (
-	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -42,9 +41,9 @@ func newTrackWriter(t *bus.Track, variant gohlslib.MuxerVariant) (*trackWriter, 
 			return nil, fmt.Errorf("h265 needs an fMP4 variant")
 		}
 		c := &codecs.H265{}
-		if vps, sps, pps, err := parseHEVCConfig(t.Config); err == nil {
-			c.VPS, c.SPS, c.PPS = vps, sps, pps
-			tw.params = [][]byte{vps, sps, pps}
+		if vps, sps, pps, err := bus.ParseHEVCConfig(t.Config); err == nil && len(vps) > 0 {
+			c.VPS, c.SPS, c.PPS = vps[0], sps[0], pps[0]
+			tw.params = [][]byte{vps[0], sps[0], pps[0]}
 		}
 		tw.hls = &gohlslib.Track{Codec: c, ClockRate: 90000}
 	case bus.CodecAAC:
@@ -101,49 +100,6 @@ func isParamSet(c bus.Codec, nalu []byte) bool {
 	}
 	typ := (nalu[0] >> 1) & 0x3f
 	return typ >= 32 && typ <= 34 // VPS, SPS, PPS
-}
-
-// parseHEVCConfig returns the first VPS, SPS and PPS of an HEVCDecoderConfigurationRecord
-// (ISO/IEC 14496-15 §8.3.3.1).
-func parseHEVCConfig(b []byte) (vps, sps, pps []byte, err error) {
-	// 22 bytes of fixed fields, then numOfArrays.
-	if len(b) < 23 || b[0] != 1 {
-		return nil, nil, nil, bus.ErrMalformed
-	}
-	narrays := int(b[22])
-	p := 23
-	for i := 0; i < narrays; i++ {
-		if p+3 > len(b) {
-			return nil, nil, nil, bus.ErrMalformed
-		}
-		typ := b[p] & 0x3f
-		n := int(binary.BigEndian.Uint16(b[p+1:]))
-		p += 3
-		for j := 0; j < n; j++ {
-			if p+2 > len(b) {
-				return nil, nil, nil, bus.ErrMalformed
-			}
-			l := int(binary.BigEndian.Uint16(b[p:]))
-			p += 2
-			if l == 0 || p+l > len(b) {
-				return nil, nil, nil, bus.ErrMalformed
-			}
-			nalu := b[p : p+l]
-			p += l
-			switch {
-			case typ == 32 && vps == nil:
-				vps = nalu
-			case typ == 33 && sps == nil:
-				sps = nalu
-			case typ == 34 && pps == nil:
-				pps = nalu
-			}
-		}
-	}
-	if vps == nil || sps == nil || pps == nil {
-		return nil, nil, nil, bus.ErrMalformed
-	}
-	return vps, sps, pps, nil
 }
 
 // AV1 OBU types (AV1 spec §6.2.2) the writer looks at.

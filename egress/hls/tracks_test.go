@@ -1,7 +1,6 @@
 package hls
 
 import (
-	"bytes"
 	"testing"
 	"time"
 
@@ -63,30 +62,6 @@ func hevcConfig(vps, sps, pps []byte) []byte {
 		b = append(b, n...)
 	}
 	return b
-}
-
-func TestParseHEVCConfig(t *testing.T) {
-	vps, sps, pps := []byte{0x40, 1, 2}, []byte{0x42, 3, 4, 5}, []byte{0x44, 6}
-	v, s, p, err := parseHEVCConfig(hevcConfig(vps, sps, pps))
-	if err != nil || !bytes.Equal(v, vps) || !bytes.Equal(s, sps) || !bytes.Equal(p, pps) {
-		t.Fatalf("got %x %x %x %v", v, s, p, err)
-	}
-	for _, bad := range [][]byte{nil, make([]byte, 23), hevcConfig(vps, sps, pps)[:30]} {
-		if _, _, _, err := parseHEVCConfig(bad); err == nil {
-			t.Errorf("accepted %x", bad)
-		}
-	}
-}
-
-func FuzzParseHEVCConfig(f *testing.F) {
-	f.Add(hevcConfig([]byte{0x40, 1}, []byte{0x42, 2}, []byte{0x44, 3}))
-	f.Add([]byte{1})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		v, s, p, err := parseHEVCConfig(b)
-		if err == nil && (len(v) == 0 || len(s) == 0 || len(p) == 0) {
-			t.Fatal("empty parameter set accepted")
-		}
-	})
 }
 
 func TestNewTrackWriter(t *testing.T) {

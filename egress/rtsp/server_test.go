@@ -244,6 +244,6 @@ func FuzzTrackConfig(f *testing.F) {
 			o.update(tr)
 			_, _ = o.packets(&bus.Unit{Track: tr, Key: true, Payload: bus.JoinNALUs([][]byte{{0x65, 1}})}, 0)
 		}
-		_, _, _, _ = parseHEVCConfig(config)
+		_, _, _, _ = bus.ParseHEVCConfig(config)
 	})
 }

@@ -1,7 +1,6 @@
 package rtsp
 
 import (
-	"encoding/binary"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -82,9 +81,9 @@ func newOutTrack(t *bus.Track, pt uint8) (*outTrack, error) {
 		f = h
 	case bus.CodecH265:
 		h := &format.H265{PayloadTyp: pt}
-		if vps, sps, pps, err := parseHEVCConfig(t.Config); err == nil {
-			h.VPS, h.SPS, h.PPS = vps, sps, pps
-			o.params = [][]byte{vps, sps, pps}
+		if vps, sps, pps, err := bus.ParseHEVCConfig(t.Config); err == nil && len(vps) > 0 {
+			h.VPS, h.SPS, h.PPS = vps[0], sps[0], pps[0]
+			o.params = [][]byte{vps[0], sps[0], pps[0]}
 		}
 		f = h
 	case bus.CodecAAC:
@@ -122,8 +121,8 @@ func (o *outTrack) update(t *bus.Track) {
 			o.params = [][]byte{sps[0], pps[0]}
 		}
 	case bus.CodecH265:
-		if vps, sps, pps, err := parseHEVCConfig(t.Config); err == nil {
-			o.params = [][]byte{vps, sps, pps}
+		if vps, sps, pps, err := bus.ParseHEVCConfig(t.Config); err == nil && len(vps) > 0 {
+			o.params = [][]byte{vps[0], sps[0], pps[0]}
 		}
 	}
 }
@@ -256,48 +255,6 @@ func opusChannels(t *bus.Track) int {
 		return int(t.Config[9])
 	}
 	return 2
-}
-
-// parseHEVCConfig returns the first VPS, SPS and PPS of an HEVCDecoderConfigurationRecord
-// (ISO/IEC 14496-15 §8.3.3.1).
-func parseHEVCConfig(b []byte) (vps, sps, pps []byte, err error) {
-	if len(b) < 23 || b[0] != 1 {
-		return nil, nil, nil, bus.ErrMalformed
-	}
-	narrays := int(b[22])
-	p := 23
-	for i := 0; i < narrays; i++ {
-		if p+3 > len(b) {
-			return nil, nil, nil, bus.ErrMalformed
-		}
-		typ := b[p] & 0x3f
-		n := int(binary.BigEndian.Uint16(b[p+1:]))
-		p += 3
-		for j := 0; j < n; j++ {
-			if p+2 > len(b) {
-				return nil, nil, nil, bus.ErrMalformed
-			}
-			l := int(binary.BigEndian.Uint16(b[p:]))
-			p += 2
-			if l == 0 || p+l > len(b) {
-				return nil, nil, nil, bus.ErrMalformed
-			}
-			nalu := b[p : p+l]
-			p += l
-			switch {
-			case typ == 32 && vps == nil:
-				vps = nalu
-			case typ == 33 && sps == nil:
-				sps = nalu
-			case typ == 34 && pps == nil:
-				pps = nalu
-			}
-		}
-	}
-	if vps == nil || sps == nil || pps == nil {
-		return nil, nil, nil, bus.ErrMalformed
-	}
-	return vps, sps, pps, nil
 }
 
 // toClock converts a bus timestamp to ticks of a clock rate, rounding to the nearest tick,

@@ -53,46 +53,13 @@ const (
 )
 
 // parseHEVCConfig returns the VPS, SPS and PPS NAL units of an
-// HEVCDecoderConfigurationRecord (ISO/IEC 14496-15 §8.3.3.1) and its length size.
+// HEVCDecoderConfigurationRecord and its NAL unit length size.
 func parseHEVCConfig(rec []byte) (vps, sps, pps [][]byte, lengthSize int, err error) {
-	const header = 23
-	if len(rec) < header || rec[0] != 1 {
+	vps, sps, pps, err = bus.ParseHEVCConfig(rec)
+	if err != nil {
 		return nil, nil, nil, 0, fmt.Errorf("%w: hevc sequence header", ErrMalformed)
 	}
-	lengthSize = int(rec[21]&0x03) + 1
-	n := int(rec[22])
-	p := header
-	for range n {
-		if p+3 > len(rec) {
-			return nil, nil, nil, 0, fmt.Errorf("%w: hevc sequence header", ErrMalformed)
-		}
-		typ := rec[p] & 0x3f
-		count := int(binary.BigEndian.Uint16(rec[p+1:]))
-		p += 3
-		for range count {
-			if p+2 > len(rec) {
-				return nil, nil, nil, 0, fmt.Errorf("%w: hevc sequence header", ErrMalformed)
-			}
-			l := int(binary.BigEndian.Uint16(rec[p:]))
-			p += 2
-			if l == 0 || p+l > len(rec) {
-				return nil, nil, nil, 0, fmt.Errorf("%w: hevc sequence header", ErrMalformed)
-			}
-			switch typ {
-			case hevcNALUVPS:
-				vps = append(vps, rec[p:p+l])
-			case hevcNALUSPS:
-				sps = append(sps, rec[p:p+l])
-			case hevcNALUPPS:
-				pps = append(pps, rec[p:p+l])
-			}
-			p += l
-		}
-	}
-	if len(sps) == 0 || len(pps) == 0 {
-		return nil, nil, nil, 0, fmt.Errorf("%w: hevc sequence header without sps/pps", ErrMalformed)
-	}
-	return vps, sps, pps, lengthSize, nil
+	return vps, sps, pps, int(rec[21]&0x03) + 1, nil
 }
 
 func hevcTrack(rec []byte) (*bus.Track, int, error) {
