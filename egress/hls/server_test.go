@@ -441,6 +441,8 @@ func TestViewersCountedBySession(t *testing.T) {
 	c := testClip(t)
 	e := newTestEnv(t, Config{ViewerReportInterval: 50 * time.Millisecond, ViewerWindow: time.Minute}, bus.Config{})
 	startFeed(t, e.hub, "a", c, 1)
+	// The muxer starts on the hub's live event, which may come after Publish returns.
+	waitFor(t, 5*time.Second, "muxer", func() bool { return e.srv.Stats().Muxers == 1 })
 	mediaPlaylist(t, e, "pub_a") // Go-http-client
 	get(t, e.url("pub_a", "index.m3u8"), "player-one")
 	get(t, e.url("pub_a", "index.m3u8"), "player-one")
