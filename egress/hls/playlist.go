@@ -64,14 +64,14 @@ func stripLeadingGaps(pl []byte) []byte {
 		case isSegmentTag(line):
 			pending = append(pending, line)
 		case line[0] == '#':
+			if len(pending) > 0 {
+				pending = append(pending, line) // inside a segment: keep the order
+				continue
+			}
 			if bytes.HasPrefix(line, []byte("#EXT-X-MEDIA-SEQUENCE:")) {
 				seqLine = len(out)
 			}
-			if len(pending) > 0 {
-				pending = append(pending, line) // inside a segment: keep the order
-			} else {
-				out = append(append(out, line...), '\n')
-			}
+			out = append(append(out, line...), '\n')
 		case isGapURI(line):
 			pending = pending[:0]
 			gaps++
