@@ -35,7 +35,7 @@ type target struct {
 func parseURL(raw string) (*target, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("rtmp: bad url %q", RedactURL(raw))
+		return nil, fmt.Errorf("%w %q", ErrBadURL, RedactURL(raw))
 	}
 	t := &target{host: u.Hostname()}
 	port := u.Port()
@@ -50,16 +50,16 @@ func parseURL(raw string) (*target, error) {
 			port = "443"
 		}
 	default:
-		return nil, fmt.Errorf("rtmp: url scheme must be rtmp or rtmps: %q", RedactURL(raw))
+		return nil, fmt.Errorf("%w: scheme must be rtmp or rtmps: %q", ErrBadURL, RedactURL(raw))
 	}
 	if t.host == "" {
-		return nil, fmt.Errorf("rtmp: no host in url %q", RedactURL(raw))
+		return nil, fmt.Errorf("%w: no host: %q", ErrBadURL, RedactURL(raw))
 	}
 	t.addr = net.JoinHostPort(t.host, port)
 	path := strings.Trim(u.EscapedPath(), "/")
 	i := strings.LastIndexByte(path, '/')
 	if i <= 0 || i == len(path)-1 {
-		return nil, fmt.Errorf("rtmp: url needs an application and a stream name: %q", RedactURL(raw))
+		return nil, fmt.Errorf("%w: needs an application and a stream name: %q", ErrBadURL, RedactURL(raw))
 	}
 	t.app, t.name = path[:i], path[i+1:]
 	if un, err := url.PathUnescape(t.name); err == nil {

@@ -16,6 +16,8 @@ var (
 	// publish (wrong application or stream key); the error text has the server's status
 	// code and description.
 	ErrRejected = errors.New("rtmp: rejected by server")
+	// ErrBadURL is returned by Dial for a URL that is not rtmp(s)://host[:port]/app/name.
+	ErrBadURL = errors.New("rtmp: bad url")
 	// ErrProtocol is returned by Dial and a Publisher for an answer that breaks the RTMP
 	// protocol.
 	ErrProtocol = errors.New("rtmp: protocol error")

@@ -51,13 +51,32 @@ type Publisher struct {
 // for rtmps (nil: system roots, server name from the URL). ctx bounds the setup
 // (DefaultDialTimeout when it has no deadline).
 func Dial(ctx context.Context, rawURL string, tlsConfig *tls.Config) (*Publisher, error) {
+	return DialWith(ctx, rawURL, DialOptions{TLSConfig: tlsConfig})
+}
+
+// DialOptions are the options of DialWith.
+type DialOptions struct {
+	// TLSConfig is for rtmps (nil: system roots, server name from the URL).
+	TLSConfig *tls.Config
+	// Dialer makes the TCP connection (nil: a zero net.Dialer).
+	Dialer *net.Dialer
+	// SendBuffer, when positive, sets the socket's send buffer (SO_SNDBUF) after the
+	// publish was accepted: it bounds how much the kernel holds for a slow server, so that
+	// writes block (and a bus reader falls behind and skips) sooner. 0 keeps the kernel's
+	// automatic sizing.
+	SendBuffer int
+}
+
+// DialWith is Dial with options.
+func DialWith(ctx context.Context, rawURL string, opts DialOptions) (*Publisher, error) {
+	tlsConfig := opts.TLSConfig
 	t, err := parseURL(rawURL)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := deadlineFor(ctx, DefaultDialTimeout)
 	defer cancel()
-	c, msid, err := dialClient(ctx, nil, t, tlsConfig)
+	c, msid, err := dialClient(ctx, opts.Dialer, t, tlsConfig)
 	if err == nil {
 		stop := context.AfterFunc(ctx, func() { _ = c.conn.Close() })
 		err = c.publish(ctx, msid)
@@ -72,6 +91,15 @@ func Dial(ctx context.Context, rawURL string, tlsConfig *tls.Config) (*Publisher
 		return nil, fmt.Errorf("rtmp publish to %s: %w", t.redacted, scrub(err, t.name))
 	}
 	_ = c.conn.SetDeadline(time.Time{})
+	if opts.SendBuffer > 0 {
+		raw := c.conn
+		if tc, ok := raw.(*tls.Conn); ok {
+			raw = tc.NetConn()
+		}
+		if tcp, ok := raw.(*net.TCPConn); ok {
+			_ = tcp.SetWriteBuffer(opts.SendBuffer)
+		}
+	}
 	p := &Publisher{c: c, mux: NewMuxer(msid, true, true), done: make(chan struct{})}
 	p.writeTimeout.Store(int64(DefaultWriteTimeout))
 	go p.readLoop()
