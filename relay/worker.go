@@ -81,7 +81,7 @@ func (w *worker) run() {
 	log := w.m.log.With("relay_id", w.target.ID, "stream", w.stream, "name", w.target.Name,
 		"url", rtmp.RedactURL(w.target.URL))
 	cfg := &w.m.cfg
-	failures := 0    // attempts since the last stable connection
+	failures := 0     // attempts since the last stable connection
 	accepted := false // the destination accepted this target at least once
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
