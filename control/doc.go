@@ -1,8 +1,8 @@
 // Package control is relaycast's control plane: the HTTP API (gorilla/mux) for setup,
-// login, API keys, users and streams; the ingest.Authorizer that admits publishers; the
-// egress.Resolver that maps playback ids to bus streams and guards private streams; the
-// live state of streams
-// (following the bus's events); and the Prometheus metrics.
+// login, API keys, users, streams and stream relays; the ingest.Authorizer that admits
+// publishers; the egress.Resolver that maps playback ids to bus streams and guards private
+// streams; the relay.TargetSource that gives the relay manager each stream's destinations;
+// the live state of streams (following the bus's events); and the Prometheus metrics.
 //
 // # Wire conventions
 //
@@ -32,13 +32,48 @@
 // egress.ErrNotFound (404). Private streams never appear in public listings; their
 // owner's view marks playback_urls with requires_token. See Resolve and playbacktoken.go.
 //
+// # Relays
+//
+// A stream may be pushed, while live, to at most 10 destinations (Twitch, YouTube, Kick,
+// another relaycast with the "portal" platform, any RTMP/RTMPS server). The relay package
+// pushes; control stores the destinations and answers:
+//
+//	GET    /api/relay-platforms                 {"platforms":[{"id","name","default_url"}, ...]}
+//	GET    /api/streams/{id}/relays             {"relays":[relay, ...]}
+//	POST   /api/streams/{id}/relays             relay
+//	PUT    /api/streams/{id}/relays/{relay_id}  relay
+//	DELETE /api/streams/{id}/relays/{relay_id}  {"message":"relay deleted"}
+//
+// As for streams, single objects are sent bare (not wrapped) with 200, lists wrapped. Only
+// the stream's owner may list or change its relays; anyone else, admins included, gets the
+// stream's 404. POST takes platform (an id from /api/relay-platforms), name (1-100
+// characters), rtmp_url (rtmp:// or rtmps://, a host and an application path, no user
+// info, query or fragment; optional when the platform has a default_url, which an empty
+// value selects), stream_key (1-512 bytes, no spaces or control characters), enabled
+// (default true) and tls_verify (default true). PUT takes the same fields, all optional;
+// absent ones keep their value, so the stored key stays unless stream_key is given.
+// tls_verify is a relaycast extension: false accepts an rtmps destination's self-signed
+// certificate (another relaycast's generated one); the connection stays encrypted but is
+// not authenticated.
+//
+// A relay on the wire is {"id", "stream_id", "platform", "name", "rtmp_url",
+// "has_stream_key", "enabled", "tls_verify", "created_at", "updated_at", "state",
+// "last_error", "connected_since", "bytes_sent", "reconnects", "skipped"}. The stream key
+// is never returned. state (idle, connecting, live, retrying, failed) and the counters come
+// from Config.Relays; a relay the manager does not know, or any relay without a manager, is
+// idle with zero counters; connected_since is null unless live. Every change to a stream's
+// relays (and deleting the stream or its owner) calls Reload with the stream's playback id,
+// so a live stream's relays follow at once.
+//
 // # Secrets
 //
 // Publish keys (live_...), RTMP tokens (rtmp_...) and API keys (portal_...) are 32 random
 // bytes in hex behind their prefix; only their SHA-256 is stored and they are shown once.
 // Playback ids (pub_...) are public and stable. The master key (LoadSecretKey) derives the
-// JWT signing key, the playback-token HMAC key and the AES-256-GCM keys of Sealer. Paths
-// are logged with their secret segments (ptk_, live_, ...) redacted.
+// JWT signing key, the playback-token HMAC key and the AES-256-GCM keys of Sealer. Relay
+// destination keys, which must be recovered to push, are sealed (purpose "relay-keys",
+// the stream id as associated data) and opened only for RelayTargets. Paths are logged
+// with their secret segments (ptk_, live_, ...) redacted.
 //
 // # Goroutines
 //

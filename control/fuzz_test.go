@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -104,6 +105,45 @@ func FuzzPlaybackToken(f *testing.F) {
 		}
 		if !validPlaybackID(tok.PlaybackID) || mintPlaybackToken(key, tok) != s {
 			t.Fatalf("round trip of %q: %+v", s, tok)
+		}
+	})
+}
+
+// FuzzRelayInput checks the relay validation: an accepted rtmp_url and stream_key always
+// make a publish URL whose last path segment is exactly the key and that carries nothing
+// else (no query, fragment or user info), with an rtmp or rtmps scheme and a host.
+func FuzzRelayInput(f *testing.F) {
+	f.Add("rtmp://live.twitch.tv/app", "live_123_abc")
+	f.Add("rtmps://[::1]:1936/live/sub/", "a/b?c#d")
+	f.Add("RTMP://h/app", "%2F")
+	f.Add("rtmp://h:0/app", "k")
+	f.Add("rtmp://u@h/app?x#y", "k k")
+	f.Add("rtmp:h/app", "\x00")
+	f.Fuzz(func(t *testing.T, base, key string) {
+		urlErr, keyErr := checkRelayURL(base), checkRelayKey(key)
+		for _, err := range []error{urlErr, keyErr} {
+			if ae, ok := err.(*apiError); err != nil && (!ok || ae.Status != http.StatusBadRequest) {
+				t.Fatalf("error %v is not a 400 apiError", err)
+			}
+		}
+		if urlErr != nil || keyErr != nil {
+			return
+		}
+		full := relayURL(base, key)
+		u, err := url.Parse(full)
+		if err != nil {
+			t.Fatalf("%q + %q: %q does not parse: %v", base, key, full, err)
+		}
+		if (u.Scheme != "rtmp" && u.Scheme != "rtmps") || u.Hostname() == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			t.Fatalf("%q + %q: %q", base, key, full)
+		}
+		p := u.EscapedPath()
+		i := strings.LastIndexByte(p, '/')
+		if i <= 0 {
+			t.Fatalf("%q + %q: %q has no application", base, key, full)
+		}
+		if name, err := url.PathUnescape(p[i+1:]); err != nil || name != key {
+			t.Fatalf("%q + %q: %q carries the key as %q (%v)", base, key, full, name, err)
 		}
 	})
 }

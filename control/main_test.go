@@ -52,6 +52,8 @@ type env struct {
 	store *store.Store
 	http  *httptest.Server
 	clock *clock
+	// dbPath is the SQLite file (its -wal and -shm files are beside it).
+	dbPath string
 }
 
 type envOpt func(*Config, *bus.Config)
@@ -61,7 +63,8 @@ func withConfig(f func(*Config)) envOpt { return func(c *Config, _ *bus.Config) 
 func newEnv(t *testing.T, opts ...envOpt) *env {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "relaycast.db"))
+	dbPath := filepath.Join(t.TempDir(), "relaycast.db")
+	st, err := store.Open(ctx, dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +100,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		hub.Close()
 		st.Close()
 	})
-	return &env{t: t, srv: srv, hub: hub, store: st, http: ts, clock: clk}
+	return &env{t: t, srv: srv, hub: hub, store: st, http: ts, clock: clk, dbPath: dbPath}
 }
 
 // do sends a request; body is JSON-encoded unless it is a string (sent as is) or nil.

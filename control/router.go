@@ -64,6 +64,12 @@ func (s *Server) routes() http.Handler {
 	r.Handle("/api/streams/{id:[0-9]+}/playback-token", s.authed(scopeStreamsWrite, s.handlePlaybackToken)).Methods(http.MethodPost)
 	r.Handle("/api/streams/{id:[0-9]+}/playback-token/revoke", s.authed(scopeStreamsWrite, s.handleRevokePlaybackTokens)).Methods(http.MethodPost)
 
+	r.Handle("/api/relay-platforms", s.authed(scopeStreamsRead, s.handleRelayPlatforms)).Methods(http.MethodGet)
+	r.Handle("/api/streams/{id:[0-9]+}/relays", s.authed(scopeStreamsRead, s.handleListRelays)).Methods(http.MethodGet)
+	r.Handle("/api/streams/{id:[0-9]+}/relays", s.authed(scopeStreamsWrite, s.handleCreateRelay)).Methods(http.MethodPost)
+	r.Handle("/api/streams/{id:[0-9]+}/relays/{relay_id:[0-9]+}", s.authed(scopeStreamsWrite, s.handleUpdateRelay)).Methods(http.MethodPut)
+	r.Handle("/api/streams/{id:[0-9]+}/relays/{relay_id:[0-9]+}", s.authed(scopeStreamsWrite, s.handleDeleteRelay)).Methods(http.MethodDelete)
+
 	if s.cfg.HLS != nil {
 		// The HLS handler parses the path itself and asks the Resolver about the id, which
 		// may be a pub_ playback id or a ptk_ playback token.

@@ -12,9 +12,11 @@ import (
 //	GET  /api/me                                     any valid credential
 //	GET  /api/streams, /api/streams/{id},
 //	     /api/streams/public, /api/streams/open,
-//	     /api/stats/public                           streams:read
+//	     /api/stats/public, /api/relay-platforms,
+//	     /api/streams/{id}/relays                    streams:read
 //	POST/PUT/DELETE /api/streams... (including
-//	     playback-token and playback-token/revoke)   streams:write (implies streams:read)
+//	     playback-token and playback-token/revoke,
+//	     relays and relays/{relay_id})               streams:write (implies streams:read)
 //	playback of a private stream with the key        streams:read
 //	everything else (API keys, tokens, admin)        "*" only
 //

@@ -55,6 +55,10 @@ type Config struct {
 	// WHEP serves /api/stream/{playback_id}/webrtc/whep and its session resources; nil
 	// leaves those paths 404.
 	WHEP http.Handler
+	// Relays runs the stream relays (relay.Manager); the server tells it when a stream's
+	// relays change (Reload) and shows its Status in the API. nil: every relay shows
+	// "idle" and nothing is pushed.
+	Relays RelayManager
 	// Ready is an extra readiness check for /readyz (listeners bound); may be nil.
 	Ready func() error
 	// Metrics is where the collectors are registered and what /metrics serves; nil makes a
@@ -90,6 +94,9 @@ type Server struct {
 	ptkKey  []byte // HMAC key of playback tokens
 	handler http.Handler
 	metrics *metrics
+
+	// relayKeys seals the relays' destination stream keys.
+	relayKeys *Sealer
 
 	// dummyHash is verified against when a login names an unknown user, so that the
 	// answer takes as long as for a known one. Made on first need.
@@ -147,6 +154,11 @@ func New(cfg Config) (*Server, error) {
 		subs:   make(map[int]func(StreamEvent)),
 		stop:   make(chan struct{}),
 	}
+	relayKeys, err := NewSealer(cfg.SecretKey, relaySealPurpose)
+	if err != nil {
+		return nil, err
+	}
+	s.relayKeys = relayKeys
 	s.authLimit = newRateLimiter(authRateLimit, authRateWindow, s.now)
 	s.live.init()
 	m, err := newMetrics(cfg.Metrics, cfg.Hub)

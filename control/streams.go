@@ -111,8 +111,10 @@ func (s *Server) deleteStream(ctx context.Context, p *principal, id int64) error
 		return err
 	}
 	s.resolve.forget(st.PlaybackID)
-	// A deleted stream ends now: its publisher is dropped and its viewers are told.
+	// A deleted stream ends now: its publisher is dropped and its viewers are told; its
+	// relays (deleted with it) stop.
 	s.hub.End(st.PlaybackID)
+	s.reloadRelays(st.PlaybackID)
 	return nil
 }
 

@@ -204,13 +204,21 @@ func (s *Server) handleDeleteUser(w http.ResponseWriter, r *http.Request, p *pri
 	if id == p.User.ID {
 		return errorf(http.StatusBadRequest, "you cannot delete your own account")
 	}
+	streams, err := s.store.ListStreamsByUser(r.Context(), id)
+	if err != nil {
+		return err
+	}
 	if err := s.store.DeleteUser(r.Context(), id); errors.Is(err, store.ErrNotFound) {
 		return errorf(http.StatusNotFound, "user not found")
 	} else if err != nil {
 		return err
 	}
-	// Their streams went with them (cascade): none may resolve from the cache.
+	// Their streams went with them (cascade): none may resolve from the cache, and their
+	// relays stop.
 	s.resolve.clear()
+	for _, st := range streams {
+		s.reloadRelays(st.PlaybackID)
+	}
 	s.log.Info("user deleted", "by", p.User.ID, "user_id", id)
 	writeJSON(w, http.StatusOK, map[string]string{"message": "user deleted"})
 	return nil

@@ -214,7 +214,7 @@ func (s *sink) start() {
 	s.n++
 	s.out = filepath.Join(s.dir, fmt.Sprintf("out%d.flv", s.n))
 	s.cmd = exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
-		"-listen", "1", "-i", s.url(), "-c", "copy", "-f", "flv", s.out)
+		"-listen", "1", "-analyzeduration", "500000", "-i", s.url(), "-c", "copy", "-flush_packets", "1", "-f", "flv", s.out)
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/relaycast/relaycast/relay"
 )
 
 // options holds every setting of `relaycast serve`. Each field is a flag, an environment
@@ -40,6 +42,8 @@ type options struct {
 	WebRTCPublicIPs  stringList
 	ICEServers       stringList
 	OpusBitrate      int
+	RelayDialTimeout time.Duration
+	RelayMaxBackoff  time.Duration
 }
 
 // stringList is a repeatable flag; each value may also hold several items separated by
@@ -80,6 +84,8 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.BoolVar(&o.RTMPPlainKeys, "rtmp-plain-keys", true, "plain RTMP accepts the permanent stream key (false: only single-use rtmp_ tokens)")
 	fs.StringVar(&o.HLSVariant, "hls-variant", "lowlatency", "HLS variant: lowlatency, fmp4 or mpegts")
 	fs.DurationVar(&o.ReconnectGrace, "reconnect-grace", 30*time.Second, "how long a stream whose publisher dropped waits for it to come back")
+	fs.DurationVar(&o.RelayDialTimeout, "relay-dial-timeout", relay.DefaultDialTimeout, "how long a relay waits for its destination to accept the stream before retrying")
+	fs.DurationVar(&o.RelayMaxBackoff, "relay-max-backoff", relay.DefaultMaxBackoff, "longest wait between two attempts of a failing relay (exponential from 250ms, with jitter)")
 	fs.StringVar(&o.RTSPUDPAddr, "rtsp-udp-addr", ":8000", "RTP port of RTSP's UDP transport, RTCP on the next port (empty: TCP only)")
 	fs.Var(&o.WebRTCPublicIPs, "webrtc-public-ip", "public IP of this host behind a 1:1 NAT, added to WebRTC answers (repeatable)")
 	fs.Var(&o.ICEServers, "webrtc-ice-server", "STUN/TURN server for WebRTC clients: stun:host:port or turn:user:pass@host:port?transport=udp (repeatable)")

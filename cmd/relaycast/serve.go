@@ -32,6 +32,7 @@ import (
 	"github.com/relaycast/relaycast/ingest/rtmp"
 	rtspingest "github.com/relaycast/relaycast/ingest/rtsp"
 	"github.com/relaycast/relaycast/ingest/whip"
+	"github.com/relaycast/relaycast/relay"
 )
 
 // serve runs the server until ctx ends. Components start in dependency order; if one fails
@@ -178,6 +179,15 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 	}
 	metrics.MustRegister(newServerCollector(hlsSrv, rtmpSrv, rtmpPlay))
 
+	// The relay manager follows the hub and asks the control plane (through late) for each
+	// live stream's destinations; it closes before the hub, after the control plane.
+	relays, err := relay.New(relay.Config{Hub: hub, Targets: late, Logger: log.With("component", "relay"), Metrics: metrics,
+		DialTimeout: o.RelayDialTimeout, MaxBackoff: o.RelayMaxBackoff})
+	if err != nil {
+		return err
+	}
+	closers = append(closers, relays.Close)
+
 	var ready atomic.Bool
 	pub := publicURL(o.PublicURL, httpLn)
 	rtmpURL := ""
@@ -202,6 +212,7 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 			}
 			return nil
 		},
+		Relays:  relays,
 		Metrics: metrics,
 		Logger:  log.With("component", "control"),
 	}
@@ -313,14 +324,15 @@ func publishURL(scheme, public string, addr net.Addr) string {
 }
 
 // lateControl lets components built before the control plane reach it once it exists:
-// until then it refuses publishers and knows no stream.
+// until then it refuses publishers, knows no stream and has no relay targets.
 type lateControl struct {
 	c atomic.Pointer[control.Server]
 }
 
 var (
-	_ egress.Resolver   = (*lateControl)(nil)
-	_ ingest.Authorizer = (*lateControl)(nil)
+	_ egress.Resolver    = (*lateControl)(nil)
+	_ ingest.Authorizer  = (*lateControl)(nil)
+	_ relay.TargetSource = (*lateControl)(nil)
 )
 
 func (l *lateControl) set(c *control.Server) { l.c.Store(c) }
@@ -348,4 +360,13 @@ func (l *lateControl) Release(g ingest.Grant) {
 	if c := l.c.Load(); c != nil {
 		c.Release(g)
 	}
+}
+
+// RelayTargets implements relay.TargetSource.
+func (l *lateControl) RelayTargets(ctx context.Context, stream string) ([]relay.Target, error) {
+	c := l.c.Load()
+	if c == nil {
+		return nil, nil
+	}
+	return c.RelayTargets(ctx, stream)
 }

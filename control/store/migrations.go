@@ -81,6 +81,23 @@ CREATE INDEX rtmp_tokens_stream ON rtmp_tokens(stream_id);
 	`
 ALTER TABLE streams ADD COLUMN playback_epoch INTEGER NOT NULL DEFAULT 0;
 `,
+	// 3: relays, the external destinations (Twitch, YouTube, RTMP servers...) a stream is
+	// pushed to while live. stream_key is sealed by the caller (AES-256-GCM), never clear.
+	`
+CREATE TABLE relays (
+	id         INTEGER PRIMARY KEY AUTOINCREMENT,
+	stream_id  INTEGER NOT NULL REFERENCES streams(id) ON DELETE CASCADE,
+	platform   TEXT    NOT NULL,
+	name       TEXT    NOT NULL,
+	rtmp_url   TEXT    NOT NULL,
+	stream_key BLOB    NOT NULL,
+	enabled    INTEGER NOT NULL DEFAULT 1,
+	tls_verify INTEGER NOT NULL DEFAULT 1,
+	created_at INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL
+);
+CREATE INDEX relays_stream ON relays(stream_id);
+`,
 }
 
 // migrate creates schema_migrations and applies every migration not yet recorded, each in

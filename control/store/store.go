@@ -1,9 +1,10 @@
-// Package store is relaycast's database layer: users, API keys, login sessions, streams and
-// single-use RTMP tokens, in SQLite (modernc.org/sqlite, pure Go) with versioned migrations.
+// Package store is relaycast's database layer: users, API keys, login sessions, streams,
+// single-use RTMP tokens and relay destinations, in SQLite (modernc.org/sqlite, pure Go) with versioned migrations.
 //
 // The store keeps no secret in clear: API keys, stream keys and RTMP tokens are stored as
 // SHA-256 hashes (of 32-byte random secrets, so a plain hash is enough) with a short
-// display prefix; passwords are stored as argon2id hashes computed by the caller.
+// display prefix; passwords are stored as argon2id hashes computed by the caller; relay
+// stream keys, which must be recovered, are stored as the caller sealed them.
 //
 // Times are stored as Unix milliseconds (UTC); a zero time.Time means SQL NULL.
 // Every method is safe for concurrent use.
@@ -29,6 +30,8 @@ var (
 	ErrConflict = errors.New("store: already exists")
 	// ErrAlreadySetUp: CreateFirstUser was called while a user exists.
 	ErrAlreadySetUp = errors.New("store: already set up")
+	// ErrLimit: the row would exceed a per-owner limit (relays per stream).
+	ErrLimit = errors.New("store: limit reached")
 )
 
 // Store is an open database.

@@ -208,3 +208,124 @@ func TestPlaybackEpochMigratesAndBumps(t *testing.T) {
 		t.Fatalf("bump unknown: %v", err)
 	}
 }
+
+// TestRelays covers relay CRUD, the per-stream limit under concurrent creation, the
+// cascade from streams and a create for a stream that does not exist.
+func TestRelays(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t)
+	now := time.Now()
+	u, _ := s.CreateUser(ctx, User{Username: "u", PasswordHash: "x", CreatedAt: now})
+	h := sha256.Sum256([]byte("k"))
+	st, err := s.CreateStream(ctx, Stream{UserID: u.ID, Title: "t", KeyHash: h[:], KeyPrefix: "live_", PlaybackID: "pub_1", CreatedAt: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.CreateRelay(ctx, Relay{StreamID: st.ID, Platform: "twitch", Name: "tw", RTMPURL: "rtmp://live.twitch.tv/app",
+		StreamKey: []byte{1, 2, 3}, Enabled: true, TLSVerify: true, CreatedAt: now, UpdatedAt: now}, 3)
+	if err != nil || r.ID == 0 {
+		t.Fatalf("create: %+v %v", r, err)
+	}
+	got, err := s.RelayByID(ctx, r.ID)
+	if err != nil || got.Name != "tw" || got.Platform != "twitch" || !got.Enabled || !got.TLSVerify ||
+		string(got.StreamKey) != "\x01\x02\x03" || got.CreatedAt.UnixMilli() != now.UnixMilli() {
+		t.Fatalf("by id: %+v %v", got, err)
+	}
+	got.Name, got.Enabled, got.TLSVerify, got.StreamKey = "renamed", false, false, []byte{9}
+	got.UpdatedAt = now.Add(time.Minute)
+	if err := s.UpdateRelay(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := s.RelayByID(ctx, r.ID); again.Name != "renamed" || again.Enabled || again.TLSVerify ||
+		string(again.StreamKey) != "\x09" || again.UpdatedAt.UnixMilli() != got.UpdatedAt.UnixMilli() {
+		t.Fatalf("updated: %+v", again)
+	}
+	wrong := got
+	wrong.StreamID = st.ID + 1
+	if err := s.UpdateRelay(ctx, wrong); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("update through another stream: %v", err)
+	}
+
+	// Concurrent creations stop at the limit.
+	var wg sync.WaitGroup
+	var made, limited atomic.Int32
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.CreateRelay(ctx, Relay{StreamID: st.ID, Platform: "custom", Name: "c", RTMPURL: "rtmp://h/app",
+				StreamKey: []byte{1}, CreatedAt: now, UpdatedAt: now}, 3)
+			switch {
+			case err == nil:
+				made.Add(1)
+			case errors.Is(err, ErrLimit):
+				limited.Add(1)
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if made.Load() != 2 || limited.Load() != 6 {
+		t.Fatalf("made %d, limited %d", made.Load(), limited.Load())
+	}
+	if n, err := s.CountRelays(ctx, st.ID); err != nil || n != 3 {
+		t.Fatalf("count %d %v", n, err)
+	}
+	list, err := s.ListRelaysByStream(ctx, st.ID)
+	if err != nil || len(list) != 3 || list[0].ID != r.ID || list[1].ID > list[2].ID {
+		t.Fatalf("list %+v %v", list, err)
+	}
+	if _, err := s.CreateRelay(ctx, Relay{StreamID: 999, Platform: "custom", Name: "c", RTMPURL: "rtmp://h/app",
+		StreamKey: []byte{1}, CreatedAt: now, UpdatedAt: now}, 0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("relay of an unknown stream: %v", err)
+	}
+
+	if err := s.DeleteRelay(ctx, st.ID+1, r.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("delete through another stream: %v", err)
+	}
+	if err := s.DeleteRelay(ctx, st.ID, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RelayByID(ctx, r.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleted relay: %v", err)
+	}
+	if err := s.DeleteStream(ctx, st.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.CountRelays(ctx, st.ID); n != 0 {
+		t.Fatalf("%d relays survived their stream", n)
+	}
+}
+
+// TestRelaysMigrateFromV2 upgrades a version-2 database with a stream and adds a relay
+// to it, with the column defaults.
+func TestRelaysMigrateFromV2(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v2.db")
+	old := migrations
+	migrations = old[:2]
+	s, err := Open(ctx, path)
+	migrations = old
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO users (username, password_hash, created_at) VALUES ('u', 'x', 0);
+		INSERT INTO streams (user_id, title, key_hash, key_prefix, playback_id, created_at) VALUES (1, 't', x'00', 'live_', 'pub_1', 0);`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatalf("upgrade: %v", err)
+	}
+	defer s.Close()
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO relays (stream_id, platform, name, rtmp_url, stream_key, created_at, updated_at)
+		VALUES (1, 'custom', 'c', 'rtmp://h/app', x'01', 0, 0)`); err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.ListRelaysByStream(ctx, 1)
+	if err != nil || len(list) != 1 || !list[0].Enabled || !list[0].TLSVerify {
+		t.Fatalf("defaults: %+v %v", list, err)
+	}
+}
