@@ -336,7 +336,7 @@ func TestRefusals(t *testing.T) {
 		env := startServer(t, nil)
 		start := time.Now()
 		cmd := ffmpeg(t, publishURL("rtmp", env.srv.Addr(), "live_wrongwrongwrong"), 3, 0)
-		if err := waitExit(t, cmd, 5*time.Second); err == nil {
+		if err := waitExit(t, cmd, 15*time.Second); err == nil {
 			t.Fatal("ffmpeg succeeded with a wrong key")
 		}
 		took := time.Since(start)
@@ -396,7 +396,7 @@ func TestRefusals(t *testing.T) {
 		t.Parallel()
 		env := startServer(t, nil)
 		cmd := ffmpeg(t, fmt.Sprintf("rtmp://%s/other/%s", env.srv.Addr(), testKeys[0]), 3, 0)
-		if err := waitExit(t, cmd, 5*time.Second); err == nil {
+		if err := waitExit(t, cmd, 15*time.Second); err == nil {
 			t.Fatal("unknown application accepted")
 		}
 		logs := env.logs.String()
@@ -409,7 +409,7 @@ func TestRefusals(t *testing.T) {
 		t.Parallel()
 		env := startServer(t, func(c *Config) { c.PlainEnabled = false })
 		cmd := ffmpeg(t, publishURL("rtmp", env.srv.Addr(), testKeys[0]), 3, 0)
-		if err := waitExit(t, cmd, 5*time.Second); err == nil {
+		if err := waitExit(t, cmd, 15*time.Second); err == nil {
 			t.Fatal("plain RTMP accepted")
 		}
 		if !strings.Contains(env.logs.String(), "refused: plain RTMP is disabled") {
