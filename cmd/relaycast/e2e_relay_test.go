@@ -214,6 +214,7 @@ func TestEndToEndRelays(t *testing.T) {
 	a.waitRelay(tokA, src.ID, "B rtmps", 10*time.Second, live)
 	a.waitRelay(tokA, src.ID, "sink", 10*time.Second, live)
 	r := a.waitRelay(tokA, src.ID, "silent", 10*time.Second, func(r relayJSON) bool { return r.State == "retrying" })
+	silentID := r.ID
 	if !strings.Contains(r.LastError, "no answer within 2s") || strings.Contains(r.LastError, "silent_secret_key") {
 		t.Fatalf("silent relay: last_error %q", r.LastError)
 	}
@@ -244,8 +245,9 @@ func TestEndToEndRelays(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`relaycast_relays{state="live"} 3`, `relaycast_relays{state="retrying"} 1`,
-		fmt.Sprintf(`relaycast_relay_up{relay_id="%d",stream="%s"} 1`, bPlain.ID, src.PlaybackID)} {
+	for _, want := range []string{`relaycast_relays{state="live"} 3`,
+		fmt.Sprintf(`relaycast_relay_up{relay_id="%d",stream="%s"} 1`, bPlain.ID, src.PlaybackID),
+		fmt.Sprintf(`relaycast_relay_up{relay_id="%d",stream="%s"} 0`, silentID, src.PlaybackID)} {
 		if !bytes.Contains(metrics, []byte(want)) {
 			t.Fatalf("/metrics has no %s", want)
 		}
