@@ -15,7 +15,7 @@ type Chunk struct {
 	// Session is the session directory relative to the owner's directory:
 	// "StreamName/YYYY-MM-DD_HH-MM-SS".
 	Session string
-	// Seq is the chunk's number in its session, from FirstSeq (1).
+	// Seq is the chunk's number in its session, from FirstSeq (0).
 	Seq int
 	// Duration is the media duration the file declares.
 	Duration time.Duration

@@ -10,7 +10,7 @@
 // OWNER is the owner's user id in decimal; StreamName is [SanitizeName] of the stream's
 // name (A–Z, a–z, 0–9, space, '_', '.', '-'; never empty, never a leading dot); the
 // session directory is the session's start time in UTC, to the second; NNN counts from
-// 001 ([FirstSeq]) with at least three digits. [Chunk.Rel] is the path below OWNER, the
+// 000 ([FirstSeq]) with at least three digits. [Chunk.Rel] is the path below OWNER, the
 // path the chunk gets on the owner's storage. A chunk is written as "chunk_NNN.mkv.rec"
 // and renamed to "chunk_NNN.mkv" when it is finished: a name without ".rec" means the file
 // is complete and may be uploaded. A session that finds chunks in its directory (same

@@ -12,8 +12,8 @@ import (
 // time in UTC, to the second.
 const SessionDirLayout = "2006-01-02_15-04-05"
 
-// FirstSeq is the number of a session's first chunk: chunk_001.mkv.
-const FirstSeq = 1
+// FirstSeq is the number of a session's first chunk: chunk_000.mkv, as the API reference names them.
+const FirstSeq = 0
 
 // recSuffix marks a chunk that is being written (or was cut by a crash).
 const recSuffix = ".rec"
@@ -70,7 +70,7 @@ func (i SessionInfo) sessionRel() string {
 	return SanitizeName(i.StreamName) + "/" + i.Start.UTC().Format(SessionDirLayout)
 }
 
-// chunkName returns the file name of chunk seq: chunk_001.mkv.
+// chunkName returns the file name of chunk seq: chunk_000.mkv.
 func chunkName(seq int) string {
 	return fmt.Sprintf("chunk_%03d.mkv", seq)
 }
@@ -93,7 +93,7 @@ func parseChunkName(name string) (seq int, rec bool, ok bool) {
 		}
 	}
 	n, err := strconv.Atoi(digits)
-	if err != nil || n < 1 {
+	if err != nil || n < FirstSeq {
 		return 0, false, false
 	}
 	return n, rec, true

@@ -62,7 +62,9 @@ func TestParseRel(t *testing.T) {
 		{"7/s/2025-01-02_03-04-05/chunk_1234.mkv.rec", true, true,
 			Chunk{Owner: 7, Session: "s/2025-01-02_03-04-05", Seq: 1234, Rel: "s/2025-01-02_03-04-05/chunk_1234.mkv"}},
 		{"42/My Stream/2025-01-02_03-04-05/chunk_01.mkv", false, false, Chunk{}},
-		{"42/My Stream/2025-01-02_03-04-05/chunk_000.mkv", false, false, Chunk{}},
+		{"42/My Stream/2025-01-02_03-04-05/chunk_000.mkv", true, false,
+			Chunk{Owner: 42, Session: "My Stream/2025-01-02_03-04-05", Seq: 0, Rel: "My Stream/2025-01-02_03-04-05/chunk_000.mkv"}},
+		{"42/My Stream/2025-01-02_03-04-05/chunk_00.mkv", false, false, Chunk{}},
 		{"42/My Stream/2025-01-02_03-04-05/chunk_001.mkv.broken", false, false, Chunk{}},
 		{"42/.hidden/2025-01-02_03-04-05/chunk_001.mkv", false, false, Chunk{}},
 		{"042/s/2025-01-02_03-04-05/chunk_001.mkv", false, false, Chunk{}},
@@ -77,7 +79,7 @@ func TestParseRel(t *testing.T) {
 		}
 	}
 	info := SessionInfo{StreamName: "a/b", Start: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
-	if c, _, ok := parseRel("1/" + info.sessionRel() + "/" + chunkName(FirstSeq)); !ok || c.Seq != 1 {
+	if c, _, ok := parseRel("1/" + info.sessionRel() + "/" + chunkName(FirstSeq)); !ok || c.Seq != FirstSeq {
 		t.Fatalf("the recorder's own names do not parse: %+v", c)
 	}
 }

@@ -64,6 +64,7 @@ type Session struct {
 	prev       *openChunk
 	prevCut    int64
 	nextSeq    int
+	seqKnown   bool // nextSeq was read from the directory
 	ready      map[*bus.Track]error
 	warned     map[int]bool
 	flushCtx   context.Context

@@ -48,7 +48,7 @@ func (s *Session) openChunk(u *bus.Unit, ts int64) error {
 	if main == 0 {
 		return fmt.Errorf("vod: track %d cannot be recorded", idx)
 	}
-	if s.nextSeq == 0 {
+	if !s.seqKnown {
 		if err := os.MkdirAll(s.dir, 0o750); err != nil {
 			return err
 		}
@@ -56,7 +56,7 @@ func (s *Session) openChunk(u *bus.Unit, ts int64) error {
 		if err != nil {
 			return err
 		}
-		s.nextSeq = seq + 1
+		s.nextSeq, s.seqKnown = seq+1, true
 	}
 	account := func(n int64) {
 		s.r.spool.add(n)
@@ -86,7 +86,7 @@ func (s *Session) openChunk(u *bus.Unit, ts int64) error {
 	return nil
 }
 
-// lastSeq returns the highest chunk number in dir (0: none), so that a session that
+// lastSeq returns the highest chunk number in dir (FirstSeq-1: none), so that a session that
 // continues a directory (same stream and start second, e.g. after a restart) does not
 // overwrite its chunks.
 func lastSeq(dir string) (int, error) {
@@ -94,7 +94,7 @@ func lastSeq(dir string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n := 0
+	n := FirstSeq - 1
 	for _, e := range ents {
 		if seq, _, ok := parseChunkName(e.Name()); ok {
 			n = max(n, seq)
