@@ -53,7 +53,8 @@ type Config struct {
 	// 0 means DefaultDialTimeout (10 s).
 	DialTimeout time.Duration
 	// KeepAlive is the interval of SSH keepalive requests; a server that does not answer
-	// one within the interval is considered gone and the connection is closed, failing any
+	// one within three intervals (as OpenSSH's ServerAliveCountMax 3: an answer can queue
+	// behind a large upload) is considered gone and the connection is closed, failing any
 	// operation in flight. 0 means DefaultKeepAlive (15 s); negative disables.
 	KeepAlive time.Duration
 	// MaxPacket is the SFTP request payload size in bytes; 0 means DefaultMaxPacket.
@@ -364,7 +365,7 @@ func (c *Client) keepalive(interval time.Duration) {
 			_, _, err := c.conn.SendRequest("keepalive@openssh.com", true, nil)
 			replied <- err
 		}()
-		timeout := time.NewTimer(interval)
+		timeout := time.NewTimer(3 * interval)
 		select {
 		case err := <-replied:
 			timeout.Stop()

@@ -20,7 +20,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 		for _, opts := range []sftptest.Options{{}, {InProcess: true}} {
 			srv := sftptest.Start(t, opts)
 			cfg := keyConfig(srv)
-			cfg.KeepAlive = 50 * time.Millisecond
+			cfg.KeepAlive = 300 * time.Millisecond
 			c, err := storage.Dial(context.Background(), cfg)
 			if err != nil {
 				t.Fatal(err)
