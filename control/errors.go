@@ -56,7 +56,13 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 // decodeJSON reads one JSON object from r's body into dst: at most maxBodyBytes, no unknown
 // fields, nothing after it.
 func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
-	body := http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	return decodeJSONLimit(w, r, dst, maxBodyBytes)
+}
+
+// decodeJSONLimit is decodeJSON with a body limit of limit bytes, for the few endpoints
+// that take larger bodies (file contents).
+func decodeJSONLimit(w http.ResponseWriter, r *http.Request, dst any, limit int64) error {
+	body := http.MaxBytesReader(w, r.Body, limit)
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
@@ -90,7 +96,7 @@ func jsonError(err error) error {
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &tooBig):
-		return errorf(http.StatusRequestEntityTooLarge, "request body larger than %d bytes", maxBodyBytes)
+		return errorf(http.StatusRequestEntityTooLarge, "request body larger than %d bytes", tooBig.Limit)
 	case errors.Is(err, io.EOF):
 		return errorf(http.StatusBadRequest, "invalid JSON: empty body")
 	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):

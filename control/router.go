@@ -18,14 +18,7 @@ import (
 // routes builds the API. The outer layers (observe, CORS) see every request, matched or
 // not; route handlers are thin (decode, call a domain method, encode).
 func (s *Server) routes() http.Handler {
-	r := mux.NewRouter()
-	r.NotFoundHandler = s.handle(func(http.ResponseWriter, *http.Request) error {
-		return errorf(http.StatusNotFound, "not found")
-	})
-	r.MethodNotAllowedHandler = s.handle(func(http.ResponseWriter, *http.Request) error {
-		return errorf(http.StatusMethodNotAllowed, "method not allowed")
-	})
-	r.Use(recordRoute)
+	r := s.newRouter()
 
 	r.Handle("/health", s.handle(s.handleHealth)).Methods(http.MethodGet)
 	r.Handle("/healthz", s.handle(s.handleHealthz)).Methods(http.MethodGet)
@@ -84,11 +77,34 @@ func (s *Server) routes() http.Handler {
 		r.PathPrefix("/api/stream/{id}/webrtc/whep").Handler(s.cfg.WHEP)
 	}
 
-	var h http.Handler = r
+	// The VOD endpoints have a router of their own, which sees their paths uncleaned.
+	vr := s.newRouter().SkipClean(true)
+	s.vodRoutes(vr)
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if isVODPath(req.URL.Path) {
+			vr.ServeHTTP(w, req)
+			return
+		}
+		r.ServeHTTP(w, req)
+	})
 	if s.cfg.CORS {
 		h = cors(h)
 	}
 	return s.observe(h)
+}
+
+// newRouter returns a router whose unknown routes and wrong methods get the API's error
+// body and whose matched routes are recorded for the metrics.
+func (s *Server) newRouter() *mux.Router {
+	r := mux.NewRouter()
+	r.NotFoundHandler = s.handle(func(http.ResponseWriter, *http.Request) error {
+		return errorf(http.StatusNotFound, "not found")
+	})
+	r.MethodNotAllowedHandler = s.handle(func(http.ResponseWriter, *http.Request) error {
+		return errorf(http.StatusMethodNotAllowed, "method not allowed")
+	})
+	r.Use(recordRoute)
+	return r
 }
 
 // handle adapts a handler that returns an error: an *apiError becomes its status,

@@ -18,21 +18,34 @@ import (
 //	     playback-token and playback-token/revoke,
 //	     relays and relays/{relay_id})               streams:write (implies streams:read)
 //	playback of a private stream with the key        streams:read
+//	GET  /api/vods/storage, /api/vods,
+//	     /api/vods/download/{filename},
+//	     POST /api/vods/download-archive,
+//	     GET /api/sftp/vod/list|read|download         vods:read
+//	POST/DELETE /api/vods/storage, POST
+//	     /api/vods/storage/test, DELETE
+//	     /api/vods/{filename}, POST /api/sftp/vod/
+//	     mkdir|upload|write|rename, DELETE
+//	     /api/sftp/vod/delete                        vods:write (implies vods:read)
 //	everything else (API keys, tokens, admin)        "*" only
 //
-// "streams:*" is both streams scopes. Login tokens (JWT) always have "*". A key without the
-// scope a route needs gets 403.
+// "streams:*" is both streams scopes, "vods:*" both vods scopes. Login tokens (JWT) always
+// have "*". A key without the scope a route needs gets 403.
 const (
 	scopeAll          = "*"
 	scopeStreamsRead  = "streams:read"
 	scopeStreamsWrite = "streams:write"
 	scopeStreamsAll   = "streams:*"
+	scopeVODsRead     = "vods:read"
+	scopeVODsWrite    = "vods:write"
+	scopeVODsAll      = "vods:*"
 	// needAnyScope marks routes every valid credential may call.
 	needAnyScope = ""
 )
 
 // knownScopes are the scopes a key may be created with.
-var knownScopes = []string{scopeAll, scopeStreamsRead, scopeStreamsWrite, scopeStreamsAll}
+var knownScopes = []string{scopeAll, scopeStreamsRead, scopeStreamsWrite, scopeStreamsAll,
+	scopeVODsRead, scopeVODsWrite, scopeVODsAll}
 
 const maxScopesLen = 200
 
@@ -60,21 +73,22 @@ func parseScopes(raw string) (string, error) {
 }
 
 // scopesAllow reports whether a credential with the scope list may call a route that
-// needs need.
+// needs need. Within a resource ("streams", "vods"), "R:*" allows every scope of R and
+// "R:write" also allows "R:read".
 func scopesAllow(scopes, need string) bool {
 	if need == needAnyScope {
 		return true
 	}
+	needRes, needOp, _ := strings.Cut(need, ":")
 	for _, sc := range strings.Split(scopes, ",") {
+		res, op, _ := strings.Cut(sc, ":")
 		switch {
 		case sc == scopeAll:
 			return true
 		case need == scopeAll:
 		case sc == need:
 			return true
-		case sc == scopeStreamsAll && strings.HasPrefix(need, "streams:"):
-			return true
-		case sc == scopeStreamsWrite && need == scopeStreamsRead:
+		case res != "" && res == needRes && (op == "*" || (op == "write" && needOp == "read")):
 			return true
 		}
 	}

@@ -59,6 +59,10 @@ type Config struct {
 	// relays change (Reload) and shows its Status in the API. nil: every relay shows
 	// "idle" and nothing is pushed.
 	Relays RelayManager
+	// VODDialTimeout bounds connecting, authenticating and starting SFTP on a user's VOD
+	// storage, for the API and for VODStorage's Config; 0 means storage.DefaultDialTimeout
+	// (10 s).
+	VODDialTimeout time.Duration
 	// Ready is an extra readiness check for /readyz (listeners bound); may be nil.
 	Ready func() error
 	// Metrics is where the collectors are registered and what /metrics serves; nil makes a
@@ -97,6 +101,10 @@ type Server struct {
 
 	// relayKeys seals the relays' destination stream keys.
 	relayKeys *Sealer
+	// vodKeys seals the VOD storages' passwords, private keys and passphrases.
+	vodKeys *Sealer
+	// vodConns keeps idle connections to the users' VOD storages.
+	vodConns vodConns
 
 	// dummyHash is verified against when a login names an unknown user, so that the
 	// answer takes as long as for a known one. Made on first need.
@@ -159,6 +167,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.relayKeys = relayKeys
+	if s.vodKeys, err = NewSealer(cfg.SecretKey, vodSealPurpose); err != nil {
+		return nil, err
+	}
 	s.authLimit = newRateLimiter(authRateLimit, authRateWindow, s.now)
 	s.live.init()
 	m, err := newMetrics(cfg.Metrics, cfg.Hub)
@@ -181,9 +192,10 @@ func New(cfg Config) (*Server, error) {
 	for _, st := range s.hub.Streams() {
 		s.live.push(liveItem{playbackID: st.ID(), live: true, t: s.now()})
 	}
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.runLive()
 	go s.runJanitor()
+	go s.runVODPrune()
 	return s, nil
 }
 

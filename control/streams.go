@@ -22,6 +22,8 @@ type streamInput struct {
 	Description *string `json:"description"`
 	IsPublic    *bool   `json:"is_public"`
 	RTMPEnabled *bool   `json:"rtmp_enabled"`
+	// Record: record the stream to the owner's VOD storage while live (default true).
+	Record *bool `json:"record"`
 }
 
 // apply validates in and writes it onto st.
@@ -46,6 +48,9 @@ func (in streamInput) apply(st *store.Stream) error {
 	if in.RTMPEnabled != nil {
 		st.RTMPEnabled = *in.RTMPEnabled
 	}
+	if in.Record != nil {
+		st.Record = *in.Record
+	}
 	return nil
 }
 
@@ -55,7 +60,7 @@ func (s *Server) createStream(ctx context.Context, ownerID int64, in streamInput
 	if in.Title == nil {
 		return store.Stream{}, "", errorf(http.StatusBadRequest, "title is required")
 	}
-	st := store.Stream{UserID: ownerID, IsPublic: true, CreatedAt: s.now()}
+	st := store.Stream{UserID: ownerID, IsPublic: true, Record: true, CreatedAt: s.now()}
 	if err := in.apply(&st); err != nil {
 		return store.Stream{}, "", err
 	}

@@ -190,8 +190,8 @@ func TestStreamWireShape(t *testing.T) {
 		}
 		return strings.Join(sortedKeys(m), ",")
 	}
-	const owner = "chat_channel_id,created_at,description,id,is_live,is_public,last_live_at,playback_id,playback_urls,publish_urls,rtmp_enabled,stream_key_prefix,title,user_id,viewer_count"
-	if got, want := keys(created), "chat_channel_id,created_at,description,id,is_live,is_public,last_live_at,playback_id,playback_urls,publish_urls,rtmp_enabled,stream_key,stream_key_prefix,title,user_id,viewer_count"; got != want {
+	const owner = "chat_channel_id,created_at,description,id,is_live,is_public,last_live_at,playback_id,playback_urls,publish_urls,record,rtmp_enabled,stream_key_prefix,title,user_id,viewer_count"
+	if got, want := keys(created), "chat_channel_id,created_at,description,id,is_live,is_public,last_live_at,playback_id,playback_urls,publish_urls,record,rtmp_enabled,stream_key,stream_key_prefix,title,user_id,viewer_count"; got != want {
 		t.Fatalf("create keys\n got %s\nwant %s", got, want)
 	}
 	var st streamJSON
@@ -204,7 +204,7 @@ func TestStreamWireShape(t *testing.T) {
 	json.Unmarshal(got, &m)
 	for field, want := range map[string]string{
 		"chat_channel_id": "null", "last_live_at": "null", "is_live": "0", "viewer_count": "0", "is_public": "true",
-		"rtmp_enabled": "false", "description": `""`, "title": `"shape"`,
+		"rtmp_enabled": "false", "record": "true", "description": `""`, "title": `"shape"`,
 		"playback_urls": `{"hls":"http://127.0.0.1:8080/api/stream/` + st.PlaybackID + `/hls/index.m3u8","webrtc":"http://127.0.0.1:8080/api/stream/` + st.PlaybackID + `/webrtc/whep"}`,
 		"publish_urls":  `{"rtmps":"rtmps://127.0.0.1:1936/live","rtmp":"rtmp://127.0.0.1:1935/live"}`,
 	} {

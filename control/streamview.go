@@ -12,7 +12,7 @@ import (
 // Playback URLs carry the public playback id, never the publish key. The publish key
 // (stream_key, and publish_urls.whip which embeds it) appears only in the answers to
 // POST /api/streams and POST /api/streams/{id}/regenerate-key. Public listings (other
-// users' streams) leave out stream_key_prefix and publish_urls.
+// users' streams) leave out stream_key_prefix, publish_urls and record.
 type streamJSON struct {
 	ID              int64        `json:"id"`
 	UserID          int64        `json:"user_id"`
@@ -20,6 +20,7 @@ type streamJSON struct {
 	Description     string       `json:"description"`
 	IsPublic        bool         `json:"is_public"`
 	RTMPEnabled     bool         `json:"rtmp_enabled"`
+	Record          *bool        `json:"record,omitempty"`
 	IsLive          int          `json:"is_live"`
 	ViewerCount     int          `json:"viewer_count"`
 	PlaybackID      string       `json:"playback_id"`
@@ -94,6 +95,7 @@ func (s *Server) streamView(st store.Stream, kind streamViewKind, key string) st
 	}
 	if kind == viewOwner {
 		v.StreamKeyPrefix = st.KeyPrefix
+		v.Record = &st.Record
 		v.PublishURLs = &publishURLs{RTMPS: s.cfg.RTMPSURL, RTMP: s.cfg.RTMPURL}
 		if key != "" {
 			v.StreamKey = key

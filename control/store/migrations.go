@@ -98,6 +98,27 @@ CREATE TABLE relays (
 );
 CREATE INDEX relays_stream ON relays(stream_id);
 `,
+	// 4: vod_storage, each user's SFTP storage for recordings (password, private_key and
+	// passphrase sealed by the caller; host_key is the pinned server key, '' until the first
+	// successful connection), and streams.record, the per-stream recording toggle.
+	`
+CREATE TABLE vod_storage (
+	user_id           INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+	host              TEXT    NOT NULL,
+	port              INTEGER NOT NULL CHECK (port BETWEEN 1 AND 65535),
+	username          TEXT    NOT NULL,
+	auth_method       TEXT    NOT NULL CHECK (auth_method IN ('password', 'key')),
+	password          BLOB,
+	private_key       BLOB,
+	passphrase        BLOB,
+	remote_path       TEXT    NOT NULL DEFAULT '',
+	host_key          TEXT    NOT NULL DEFAULT '',
+	recording_enabled INTEGER NOT NULL DEFAULT 1,
+	created_at        INTEGER NOT NULL,
+	updated_at        INTEGER NOT NULL
+);
+ALTER TABLE streams ADD COLUMN record INTEGER NOT NULL DEFAULT 1;
+`,
 }
 
 // migrate creates schema_migrations and applies every migration not yet recorded, each in

@@ -329,3 +329,106 @@ func TestRelaysMigrateFromV2(t *testing.T) {
 		t.Fatalf("defaults: %+v %v", list, err)
 	}
 }
+
+// TestVODStorage covers the upsert, the host-key rules (kept while host and port stay,
+// cleared when they change, set explicitly, pinned only once and only for the host it was
+// learnt from), deletion and the cascade from users.
+func TestVODStorage(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t)
+	now := time.Now()
+	u, _ := s.CreateUser(ctx, User{Username: "u", PasswordHash: "x", CreatedAt: now})
+	if _, err := s.VODStorage(ctx, u.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("before: %v", err)
+	}
+	v := VODStorage{UserID: u.ID, Host: "h", Port: 22, Username: "vod", AuthMethod: AuthPassword, Password: []byte{1, 2},
+		RemotePath: "/vods", HostKey: "ignored", RecordingEnabled: true, CreatedAt: now, UpdatedAt: now}
+	got, err := s.PutVODStorage(ctx, v, false)
+	if err != nil || got.Host != "h" || got.HostKey != "" || string(got.Password) != "\x01\x02" || got.PrivateKey != nil ||
+		!got.RecordingEnabled || got.CreatedAt.UnixMilli() != now.UnixMilli() {
+		t.Fatalf("put: %+v %v", got, err)
+	}
+	if ok, err := s.PinVODHostKey(ctx, u.ID, "other", 22, "k0"); ok || err != nil {
+		t.Fatalf("pinned for another host: %v %v", ok, err)
+	}
+	if ok, err := s.PinVODHostKey(ctx, u.ID, "h", 22, "k1"); !ok || err != nil {
+		t.Fatalf("pin: %v %v", ok, err)
+	}
+	if ok, _ := s.PinVODHostKey(ctx, u.ID, "h", 22, "k2"); ok {
+		t.Fatal("pinned over a pinned key")
+	}
+	// Same host and port: the pin stays; created_at stays.
+	v.RemotePath, v.RecordingEnabled, v.CreatedAt, v.UpdatedAt = "/other", false, now.Add(time.Hour), now.Add(time.Hour)
+	if got, err = s.PutVODStorage(ctx, v, false); err != nil || got.HostKey != "k1" || got.RemotePath != "/other" ||
+		got.RecordingEnabled || got.CreatedAt.UnixMilli() != now.UnixMilli() || got.UpdatedAt.UnixMilli() != v.UpdatedAt.UnixMilli() {
+		t.Fatalf("update: %+v %v", got, err)
+	}
+	// Another port: cleared.
+	v.Port = 2222
+	if got, _ = s.PutVODStorage(ctx, v, false); got.HostKey != "" {
+		t.Fatalf("pin kept across a port change: %+v", got)
+	}
+	// Explicit.
+	v.HostKey = "k3"
+	if got, _ = s.PutVODStorage(ctx, v, true); got.HostKey != "k3" {
+		t.Fatalf("explicit pin: %+v", got)
+	}
+	if _, err := s.PutVODStorage(ctx, VODStorage{UserID: 999, Host: "h", Port: 22, Username: "u", AuthMethod: AuthKey, CreatedAt: now, UpdatedAt: now}, false); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown user: %v", err)
+	}
+	if err := s.DeleteVODStorage(ctx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteVODStorage(ctx, u.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("delete twice: %v", err)
+	}
+	s.PutVODStorage(ctx, v, false)
+	if err := s.DeleteUser(ctx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.VODStorage(ctx, u.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("storage survived its user: %v", err)
+	}
+}
+
+// TestRecordMigratesOn upgrades a version-3 database that has a stream: it is recorded
+// (record 1), and the column follows create and update.
+func TestRecordMigratesOn(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v3.db")
+	old := migrations
+	migrations = old[:3]
+	s, err := Open(ctx, path)
+	migrations = old
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO users (username, password_hash, created_at) VALUES ('u', 'x', 0);
+		INSERT INTO streams (user_id, title, key_hash, key_prefix, playback_id, created_at) VALUES (1, 't', x'00', 'live_', 'pub_1', 0);`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = Open(ctx, path); err != nil {
+		t.Fatalf("upgrade: %v", err)
+	}
+	defer s.Close()
+	st, err := s.StreamByPlaybackID(ctx, "pub_1")
+	if err != nil || !st.Record {
+		t.Fatalf("migrated stream %+v %v", st, err)
+	}
+	st.Record = false
+	if err := s.UpdateStream(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ = s.StreamByID(ctx, st.ID); st.Record {
+		t.Fatal("record not updated")
+	}
+	h := sha256.Sum256([]byte("k2"))
+	st2, err := s.CreateStream(ctx, Stream{UserID: 1, Title: "t2", KeyHash: h[:], KeyPrefix: "live_", PlaybackID: "pub_2", Record: true, CreatedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st2, _ = s.StreamByID(ctx, st2.ID); !st2.Record {
+		t.Fatal("record not stored on create")
+	}
+}

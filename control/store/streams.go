@@ -36,16 +36,20 @@ type Stream struct {
 	// PlaybackEpoch is the generation of the stream's signed playback tokens: a token
 	// carries the epoch it was issued in and is void once BumpPlaybackEpoch moved on.
 	PlaybackEpoch int64
+	// Record: the stream is recorded to its owner's VOD storage while live (when the owner
+	// has storage with recording enabled). The column defaults to true; CreateStream
+	// stores the field as given.
+	Record bool
 }
 
 const streamCols = `id, user_id, title, description, is_public, rtmp_enabled, key_hash, key_prefix,
-	playback_id, is_live, last_live_at, created_at, playback_epoch`
+	playback_id, is_live, last_live_at, created_at, playback_epoch, record`
 
 func scanStream(row interface{ Scan(...any) error }) (Stream, error) {
 	var st Stream
 	var lastLive, created sql.NullInt64
 	err := row.Scan(&st.ID, &st.UserID, &st.Title, &st.Description, &st.IsPublic, &st.RTMPEnabled,
-		&st.KeyHash, &st.KeyPrefix, &st.PlaybackID, &st.IsLive, &lastLive, &created, &st.PlaybackEpoch)
+		&st.KeyHash, &st.KeyPrefix, &st.PlaybackID, &st.IsLive, &lastLive, &created, &st.PlaybackEpoch, &st.Record)
 	st.LastLiveAt, st.CreatedAt = fromMS(lastLive), fromMS(created)
 	return st, err
 }
@@ -71,9 +75,9 @@ func (s *Store) queryStreams(ctx context.Context, query string, args ...any) ([]
 func (s *Store) CreateStream(ctx context.Context, st Stream) (Stream, error) {
 	res, err := s.db.ExecContext(ctx,
 		`INSERT INTO streams (user_id, title, description, is_public, rtmp_enabled, key_hash, key_prefix,
-		 playback_id, is_live, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
+		 playback_id, is_live, created_at, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
 		st.UserID, st.Title, st.Description, b2i(st.IsPublic), b2i(st.RTMPEnabled), st.KeyHash, st.KeyPrefix,
-		st.PlaybackID, ms(st.CreatedAt))
+		st.PlaybackID, ms(st.CreatedAt), b2i(st.Record))
 	if err != nil {
 		if isUnique(err) {
 			return Stream{}, ErrConflict
@@ -125,11 +129,11 @@ func (s *Store) CountLivePublicStreams(ctx context.Context) (int, error) {
 }
 
 // UpdateStream saves the editable fields of st (title, description, is_public,
-// rtmp_enabled); ErrNotFound if st.ID does not exist.
+// rtmp_enabled, record); ErrNotFound if st.ID does not exist.
 func (s *Store) UpdateStream(ctx context.Context, st Stream) error {
 	return affected(s.db.ExecContext(ctx,
-		"UPDATE streams SET title = ?, description = ?, is_public = ?, rtmp_enabled = ? WHERE id = ?",
-		st.Title, st.Description, b2i(st.IsPublic), b2i(st.RTMPEnabled), st.ID))
+		"UPDATE streams SET title = ?, description = ?, is_public = ?, rtmp_enabled = ?, record = ? WHERE id = ?",
+		st.Title, st.Description, b2i(st.IsPublic), b2i(st.RTMPEnabled), b2i(st.Record), st.ID))
 }
 
 // SetStreamKey replaces the publish key hash of stream id (the old key stops working) and
