@@ -56,7 +56,9 @@ func (s *Server) Subscribe(fn func(StreamEvent)) (cancel func()) {
 type liveItem struct {
 	playbackID string
 	live       bool
-	t          time.Time
+	// encodingDone: the stream's recording is uploaded (Encoding → Offline).
+	encodingDone bool
+	t            time.Time
 }
 
 // liveQueue is an unbounded FIFO: the bus's event goroutine pushes without ever waiting
@@ -122,8 +124,30 @@ func (s *Server) runLive() {
 
 func (s *Server) applyLive(items []liveItem) {
 	for _, it := range items {
+		if it.encodingDone {
+			ctx, cancel := dbCtx()
+			done, err := s.store.EncodingDone(ctx, it.playbackID)
+			cancel()
+			if err != nil {
+				s.log.Error("live state", "stream", it.playbackID, "encoding_done", true, "err", err)
+			} else if done {
+				s.log.Info("stream recording uploaded", "playback_id", it.playbackID)
+			}
+			continue
+		}
 		ctx, cancel := dbCtx()
-		st, changed, err := s.store.SetLive(ctx, it.playbackID, it.live, it.t)
+		var st store.Stream
+		var changed bool
+		var err error
+		if !it.live && s.cfg.VOD != nil && s.cfg.VOD.Encoding(it.playbackID) {
+			// Offline, but the recording is still being finished and uploaded: Encoding
+			// until EncodingDone.
+			if changed, err = s.store.SetEncoding(ctx, it.playbackID); err == nil {
+				st, err = s.store.StreamByPlaybackID(ctx, it.playbackID)
+			}
+		} else {
+			st, changed, err = s.store.SetLive(ctx, it.playbackID, it.live, it.t)
+		}
 		cancel()
 		if errors.Is(err, store.ErrNotFound) {
 			continue // not one of ours (deleted meanwhile, or a test stream)
@@ -139,7 +163,10 @@ func (s *Server) applyLive(items []liveItem) {
 		if it.live {
 			ev.Type = EventStreamLive
 		}
-		s.log.Info(ev.Type, "stream_id", st.ID, "playback_id", st.PlaybackID, "title", st.Title)
+		s.log.Info(ev.Type, "stream_id", st.ID, "playback_id", st.PlaybackID, "title", st.Title, "is_live", st.IsLive)
+		if it.live && s.cfg.VOD != nil {
+			s.cfg.VOD.StreamLive(st.PlaybackID, st.UserID, st.Title, st.Record, it.t)
+		}
 		s.notify(ev)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/relaycast/relaycast/bus"
 	"github.com/relaycast/relaycast/control/store"
+	"github.com/relaycast/relaycast/vod"
 )
 
 var (
@@ -184,4 +185,69 @@ func TestRegenerateKeyAndDeleteDropThePublisher(t *testing.T) {
 	if e.hub.Stream(st.PlaybackID) != nil {
 		t.Fatal("the deleted stream is still on the bus")
 	}
+}
+
+// fakeRecorder is a Recorder whose Encoding state the test sets.
+type fakeRecorder struct {
+	mu       sync.Mutex
+	encoding bool
+	started  []string
+}
+
+func (f *fakeRecorder) StreamLive(stream string, owner int64, name string, record bool, _ time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.started = append(f.started, fmt.Sprintf("%s/%d/%s/%v", stream, owner, name, record))
+}
+
+func (f *fakeRecorder) Encoding(string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.encoding
+}
+
+func (f *fakeRecorder) Uploads(int64) []vod.SessionUpload {
+	return []vod.SessionUpload{{Session: "rec/2026-01-02_03-04-05", Recorded: 2, Uploaded: 1, Pending: 1}}
+}
+
+// TestEncodingState: a stream whose recording is still being uploaded when it ends is
+// Encoding (is_live 2) until EncodingDone; recording starts when it goes live.
+func TestEncodingState(t *testing.T) {
+	rec := &fakeRecorder{encoding: true}
+	e := newEnv(t, func(c *Config, _ *bus.Config) { c.VOD = rec })
+	admin := e.setup()
+	st := e.createStream(admin, map[string]any{"title": "rec", "record": true})
+	get := func() int {
+		var out streamJSON
+		e.call(200, "GET", fmt.Sprintf("/api/streams/%d", st.ID), admin, nil, &out)
+		return out.IsLive
+	}
+	p, err := e.hub.Publish(st.PlaybackID, []*bus.Track{testVideo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "is_live 1", func() bool { return get() == 1 })
+	rec.mu.Lock()
+	if want := st.PlaybackID + "/1/rec/true"; len(rec.started) != 1 || rec.started[0] != want {
+		t.Fatalf("recording started %v, want [%s]", rec.started, want)
+	}
+	rec.mu.Unlock()
+	p.Close()
+	waitFor(t, 5*time.Second, "is_live 2", func() bool { return get() == 2 })
+	time.Sleep(100 * time.Millisecond)
+	if got := get(); got != 2 {
+		t.Fatalf("is_live %d before the upload finished", got)
+	}
+	var up struct {
+		Sessions []vod.SessionUpload `json:"sessions"`
+	}
+	e.call(200, "GET", "/api/vods/uploads", admin, nil, &up)
+	if len(up.Sessions) != 1 || up.Sessions[0].Pending != 1 {
+		t.Fatalf("uploads %+v", up)
+	}
+	rec.mu.Lock()
+	rec.encoding = false
+	rec.mu.Unlock()
+	e.srv.EncodingDone(st.PlaybackID)
+	waitFor(t, 5*time.Second, "is_live 0", func() bool { return get() == 0 })
 }

@@ -63,6 +63,9 @@ type Config struct {
 	// storage, for the API and for VODStorage's Config; 0 means storage.DefaultDialTimeout
 	// (10 s).
 	VODDialTimeout time.Duration
+	// VOD records live streams and tells their Encoding state; nil: no recording (an
+	// ended stream goes straight to Offline).
+	VOD Recorder
 	// Ready is an extra readiness check for /readyz (listeners bound); may be nil.
 	Ready func() error
 	// Metrics is where the collectors are registered and what /metrics serves; nil makes a

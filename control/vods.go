@@ -41,6 +41,7 @@ func (s *Server) vodRoutes(r *mux.Router) {
 	r.Handle("/api/vods/storage", s.authed(scopeVODsWrite, s.handleDeleteVODStorage)).Methods(http.MethodDelete)
 	r.Handle("/api/vods/storage/test", s.authed(scopeVODsWrite, s.handleTestVODStorage)).Methods(http.MethodPost)
 	r.Handle("/api/vods", s.authed(scopeVODsRead, s.handleListVODs)).Methods(http.MethodGet)
+	r.Handle("/api/vods/uploads", s.authed(scopeVODsRead, s.handleVODUploads)).Methods(http.MethodGet)
 	r.Handle("/api/vods/download-archive", s.authed(scopeVODsRead, s.handleVODArchive)).Methods(http.MethodPost)
 	r.Handle("/api/vods/download/{filename:.+}", s.authed(scopeVODsRead, s.handleDownloadVOD)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/api/vods/{filename:.+}", s.authed(scopeVODsWrite, s.handleDeleteVOD)).Methods(http.MethodDelete)

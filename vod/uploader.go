@@ -19,7 +19,8 @@ import (
 // StorageSource gives each owner's remote storage. control satisfies it.
 type StorageSource interface {
 	// VODStorage returns the owner's storage configuration (with its pinned host key, or
-	// none yet) and whether the owner has storage configured and recording enabled.
+	// none yet; Host is empty when the owner has none) and whether recording is on (storage
+	// configured and recording enabled).
 	VODStorage(ctx context.Context, owner int64) (storage.Config, bool, error)
 	// PinVODHostKey records the host key the owner's storage presented on first use
 	// (authorized_keys format).
@@ -318,8 +319,10 @@ func (u *Uploader) upload(owner int64, c Chunk, client **storage.Client) (storag
 	}
 	if *client == nil {
 		ctx, cancel := context.WithTimeout(u.ctx, 30*time.Second)
-		cfg, ok, err := u.cfg.Storage.VODStorage(ctx, owner)
-		if err == nil && !ok {
+		// Recording may have been turned off since: chunks already recorded still go up,
+		// as long as the storage is configured.
+		cfg, _, err := u.cfg.Storage.VODStorage(ctx, owner)
+		if err == nil && cfg.Host == "" {
 			err = errors.New("no VOD storage configured: the chunk waits in the spool")
 		}
 		if err != nil {

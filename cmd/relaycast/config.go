@@ -44,6 +44,8 @@ type options struct {
 	OpusBitrate      int
 	RelayDialTimeout time.Duration
 	RelayMaxBackoff  time.Duration
+	VODChunkDuration time.Duration
+	VODSpoolLimit    int64
 }
 
 // stringList is a repeatable flag; each value may also hold several items separated by
@@ -85,6 +87,8 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.HLSVariant, "hls-variant", "lowlatency", "HLS variant: lowlatency, fmp4 or mpegts")
 	fs.DurationVar(&o.ReconnectGrace, "reconnect-grace", 30*time.Second, "how long a stream whose publisher dropped waits for it to come back")
 	fs.DurationVar(&o.RelayDialTimeout, "relay-dial-timeout", relay.DefaultDialTimeout, "how long a relay waits for its destination to accept the stream before retrying")
+	fs.DurationVar(&o.VODChunkDuration, "vod-chunk-duration", 5*time.Minute, "length of the recorded MKV chunks (cut at the next keyframe)")
+	fs.Int64Var(&o.VODSpoolLimit, "vod-spool-limit", 0, "most bytes the local recording spool may hold before recording pauses (0: no limit)")
 	fs.DurationVar(&o.RelayMaxBackoff, "relay-max-backoff", relay.DefaultMaxBackoff, "longest wait between two attempts of a failing relay (exponential from 250ms, with jitter)")
 	fs.StringVar(&o.RTSPUDPAddr, "rtsp-udp-addr", ":8000", "RTP port of RTSP's UDP transport, RTCP on the next port (empty: TCP only)")
 	fs.Var(&o.WebRTCPublicIPs, "webrtc-public-ip", "public IP of this host behind a 1:1 NAT, added to WebRTC answers (repeatable)")

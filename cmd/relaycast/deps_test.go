@@ -21,6 +21,7 @@ func TestDeps(t *testing.T) {
 		{"bus", []string{"net/http", mod + "control/...", mod + "ingest/...", mod + "egress/...", "database/sql", "modernc.org/sqlite/...", "github.com/jackc/pgx/..."}},
 		{"ingest/...", []string{mod + "control/...", mod + "egress/...", "database/sql", "modernc.org/sqlite/..."}},
 		{"relay", []string{mod + "control/...", mod + "ingest/...", "database/sql", "modernc.org/sqlite/..."}},
+		{"vod/...", []string{mod + "control/...", mod + "ingest/...", mod + "egress/...", "database/sql", "modernc.org/sqlite/..."}},
 		{"egress/...", []string{mod + "control/...", mod + "ingest/rtmp/...", mod + "ingest/rtsp/...", "database/sql", "modernc.org/sqlite/..."}},
 	}
 	for _, r := range rules {

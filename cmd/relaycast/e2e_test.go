@@ -74,7 +74,13 @@ func (s *server) addr(name string) string { return s.addrs[name] }
 
 func startServer(t *testing.T, extra ...string) *server {
 	t.Helper()
-	s := &server{t: t, exited: make(chan struct{}), dataDir: t.TempDir()}
+	return startServerIn(t, t.TempDir(), extra...)
+}
+
+// startServerIn starts relaycast on dataDir (a restart keeps its database, keys and spool).
+func startServerIn(t *testing.T, dataDir string, extra ...string) *server {
+	t.Helper()
+	s := &server{t: t, exited: make(chan struct{}), dataDir: dataDir}
 	args := append([]string{"serve",
 		"--data-dir", s.dataDir,
 		"--http-addr", "127.0.0.1:0",
@@ -131,6 +137,12 @@ func startServer(t *testing.T, extra ...string) *server {
 		t.Fatalf("relaycast did not start:\n%s", s.logText())
 	}
 	return s
+}
+
+// kill ends relaycast with SIGKILL, as a crash would.
+func (s *server) kill() {
+	_ = s.cmd.Process.Kill()
+	<-s.exited
 }
 
 func (s *server) logText() string {

@@ -33,6 +33,8 @@ import (
 	rtspingest "github.com/relaycast/relaycast/ingest/rtsp"
 	"github.com/relaycast/relaycast/ingest/whip"
 	"github.com/relaycast/relaycast/relay"
+	"github.com/relaycast/relaycast/vod"
+	"github.com/relaycast/relaycast/vod/storage"
 )
 
 // serve runs the server until ctx ends. Components start in dependency order; if one fails
@@ -188,6 +190,19 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 	}
 	closers = append(closers, relays.Close)
 
+	// The VOD service records live streams of owners with storage into the spool and
+	// uploads the chunks; at start it repairs and queues what a previous run left. It
+	// closes before the hub (finishing the chunks being written), after the control plane.
+	vodSvc, err := vod.NewService(vod.ServiceConfig{
+		Hub: hub, SpoolDir: filepath.Join(o.DataDir, "vod-spool"), ChunkDuration: o.VODChunkDuration,
+		SpoolLimit: o.VODSpoolLimit, Storage: late, OnEncodingDone: late.EncodingDone,
+		Logger: log.With("component", "vod"),
+	})
+	if err != nil {
+		return err
+	}
+	closers = append(closers, vodSvc.Close)
+
 	var ready atomic.Bool
 	pub := publicURL(o.PublicURL, httpLn)
 	rtmpURL := ""
@@ -213,6 +228,7 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 			return nil
 		},
 		Relays:  relays,
+		VOD:     vodSvc,
 		Metrics: metrics,
 		Logger:  log.With("component", "control"),
 	}
@@ -333,6 +349,7 @@ var (
 	_ egress.Resolver    = (*lateControl)(nil)
 	_ ingest.Authorizer  = (*lateControl)(nil)
 	_ relay.TargetSource = (*lateControl)(nil)
+	_ vod.StorageSource  = (*lateControl)(nil)
 )
 
 func (l *lateControl) set(c *control.Server) { l.c.Store(c) }
@@ -369,4 +386,29 @@ func (l *lateControl) RelayTargets(ctx context.Context, stream string) ([]relay.
 		return nil, nil
 	}
 	return c.RelayTargets(ctx, stream)
+}
+
+// VODStorage implements vod.StorageSource.
+func (l *lateControl) VODStorage(ctx context.Context, owner int64) (storage.Config, bool, error) {
+	c := l.c.Load()
+	if c == nil {
+		return storage.Config{}, false, errors.New("server is starting")
+	}
+	return c.VODStorage(ctx, owner)
+}
+
+// PinVODHostKey implements vod.StorageSource.
+func (l *lateControl) PinVODHostKey(ctx context.Context, owner int64, key string) error {
+	c := l.c.Load()
+	if c == nil {
+		return errors.New("server is starting")
+	}
+	return c.PinVODHostKey(ctx, owner, key)
+}
+
+// EncodingDone passes the VOD service's news on to the control plane.
+func (l *lateControl) EncodingDone(stream string) {
+	if c := l.c.Load(); c != nil {
+		c.EncodingDone(stream)
+	}
 }

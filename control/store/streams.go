@@ -192,10 +192,33 @@ func (s *Store) SetLive(ctx context.Context, playbackID string, live bool, t tim
 	return st, false, err
 }
 
-// ResetLive sets every Live stream Offline (crash recovery at start) and returns how many
-// it changed.
+// SetEncoding moves the stream with that playback id from Live to Encoding (the stream
+// ended while its recording is being finished and uploaded). It reports whether it did.
+func (s *Store) SetEncoding(ctx context.Context, playbackID string) (bool, error) {
+	res, err := s.db.ExecContext(ctx, "UPDATE streams SET is_live = 2 WHERE playback_id = ? AND is_live = 1", playbackID)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
+// EncodingDone moves the stream with that playback id from Encoding to Offline (its
+// recording is on the storage). It reports whether it did.
+func (s *Store) EncodingDone(ctx context.Context, playbackID string) (bool, error) {
+	res, err := s.db.ExecContext(ctx, "UPDATE streams SET is_live = 0 WHERE playback_id = ? AND is_live = 2", playbackID)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
+// ResetLive sets every Live or Encoding stream Offline (crash recovery at start: the
+// chunks a previous run left are uploaded by the new one without a stream state) and
+// returns how many it changed.
 func (s *Store) ResetLive(ctx context.Context) (int64, error) {
-	res, err := s.db.ExecContext(ctx, "UPDATE streams SET is_live = 0 WHERE is_live = 1")
+	res, err := s.db.ExecContext(ctx, "UPDATE streams SET is_live = 0 WHERE is_live <> 0")
 	if err != nil {
 		return 0, err
 	}
