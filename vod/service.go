@@ -197,7 +197,29 @@ func (s *Service) Encoding(stream string) bool {
 }
 
 // Uploads returns the upload progress of owner's sessions (every owner's for owner < 0).
-func (s *Service) Uploads(owner int64) []SessionUpload { return s.up.Sessions(owner) }
+func (s *Service) Uploads(owner int64) []SessionUpload {
+	ups := s.up.Sessions(owner)
+	for _, sess := range s.rec.Sessions() {
+		info := sess.Info()
+		if owner >= 0 && info.Owner != owner {
+			continue
+		}
+		st := sess.Stats()
+		i := 0
+		for i < len(ups) && (ups[i].Owner != info.Owner || ups[i].Session != sess.Rel()) {
+			i++
+		}
+		if i == len(ups) {
+			ups = append([]SessionUpload{{Owner: info.Owner, Session: sess.Rel()}}, ups...)
+			i = 0
+		}
+		ups[i].Recording, ups[i].SpoolFull = true, st.SpoolFull
+		if err := sess.Err(); err != nil && ups[i].LastError == "" {
+			ups[i].LastError = err.Error()
+		}
+	}
+	return ups
+}
 
 // Recorder returns the Service's recorder (for stats).
 func (s *Service) Recorder() *Recorder { return s.rec }

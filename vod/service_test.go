@@ -120,6 +120,9 @@ func TestServiceStorageDown(t *testing.T) {
 	if !svc.Encoding("s1") {
 		t.Fatal("not encoding while recording")
 	}
+	if ups := svc.Uploads(7); len(ups) != 1 || !ups[0].Recording || ups[0].Pending == 0 || ups[0].LastError == "" {
+		t.Fatalf("progress while recording with the storage down: %+v", ups)
+	}
 	e.srv.Restart()
 	// The stream ends; uploading goes on until every chunk is there.
 	waitFor(t, 20*time.Second, func() bool { s := e.hub.Stream("s1"); return s == nil || s.State() == bus.StateEnded })
@@ -140,7 +143,7 @@ func TestServiceStorageDown(t *testing.T) {
 	if len(mkv) < 3 || len(part) != 0 {
 		t.Fatalf("remote chunks %v, parts %v", mkv, part)
 	}
-	if len(ups) != 1 || ups[0].Uploaded != len(mkv) || ups[0].Pending != 0 || !ups[0].Done || ups[0].LastError == "" {
+	if len(ups) != 1 || ups[0].Uploaded != len(mkv) || ups[0].Pending != 0 || !ups[0].Done || ups[0].Recording || ups[0].LastError == "" {
 		t.Fatalf("upload progress %+v (want the failures while the server was down recorded)", ups)
 	}
 	var total float64

@@ -110,6 +110,10 @@ type SessionUpload struct {
 	// chunk is uploaded.
 	Ended bool `json:"ended"`
 	Done  bool `json:"done"`
+	// Recording: the session is still being recorded; SpoolFull: it records nothing
+	// because the local spool reached its limit (the stream itself goes on).
+	Recording bool `json:"recording"`
+	SpoolFull bool `json:"spool_full"`
 	// LastError is the latest failure ("" when none), kept after recovery.
 	LastError   string     `json:"last_error"`
 	LastErrorAt *time.Time `json:"last_error_at"`
