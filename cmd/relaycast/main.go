@@ -49,10 +49,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, usage)
 		return 0
 	default:
+		for _, g := range cliGroups() {
+			if g == cmd {
+				return runCLI(append([]string{cmd}, args...), cliEnv{getenv: os.Getenv, stdout: stdout, stderr: stderr, stdin: os.Stdin})
+			}
+		}
 		fmt.Fprintf(stderr, "relaycast: unknown command %q\n%s\n", cmd, usage)
 		return 2
 	}
 }
 
 const usage = `usage: relaycast [serve] [flags]   run the server (relaycast serve -h lists the flags)
-       relaycast version          print the version`
+       relaycast version          print the version
+
+API client commands (each has --help; --server/--token or RELAYCAST_SERVER/RELAYCAST_TOKEN,
+else what "relaycast login" saved; --json prints the API's answer):
+       relaycast login --server URL --username NAME [--password P | --api-key KEY]
+       relaycast logout
+       relaycast streams list|get|create|update|delete|regenerate-key|rtmp-token
+       relaycast relays platforms|list|add|update|delete
+       relaycast vods list|uploads|download|delete|storage|storage-set|storage-test|storage-delete
+       relaycast keys list|create|revoke|delete`
