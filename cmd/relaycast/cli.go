@@ -149,9 +149,9 @@ type cliCommand struct {
 	method      string
 	path        string
 	flags       []cliFlag
-	query       []cliFlag // flags that go to the query string
-	list        string    // JSON key of the list to print as a table ("" for the whole object)
-	columns     []string  // table columns (fields of each row)
+	query       []cliFlag                                                             // flags that go to the query string
+	list        string                                                                // JSON key of the list to print as a table ("" for the whole object)
+	columns     []string                                                              // table columns (fields of each row)
 	run         func(env cliEnv, c *apiClient, args []string, fs *flag.FlagSet) error // custom
 }
 
