@@ -9,6 +9,7 @@ import (
 
 	"github.com/relaycast/relaycast/bus"
 	"github.com/relaycast/relaycast/control/store"
+	"github.com/relaycast/relaycast/relay"
 )
 
 // Stream event types delivered to Subscribe callbacks.
@@ -58,7 +59,9 @@ type liveItem struct {
 	live       bool
 	// encodingDone: the stream's recording is uploaded (Encoding → Offline).
 	encodingDone bool
-	t            time.Time
+	// relay, when set, is a relay's new status for the event feed.
+	relay *relay.Status
+	t     time.Time
 }
 
 // liveQueue is an unbounded FIFO: the bus's event goroutine pushes without ever waiting
@@ -124,14 +127,23 @@ func (s *Server) runLive() {
 
 func (s *Server) applyLive(items []liveItem) {
 	for _, it := range items {
+		if it.relay != nil {
+			s.publishRelay(*it.relay)
+			continue
+		}
 		if it.encodingDone {
 			ctx, cancel := dbCtx()
 			done, err := s.store.EncodingDone(ctx, it.playbackID)
+			var st store.Stream
+			if err == nil && done {
+				st, err = s.store.StreamByPlaybackID(ctx, it.playbackID)
+			}
 			cancel()
 			if err != nil {
 				s.log.Error("live state", "stream", it.playbackID, "encoding_done", true, "err", err)
 			} else if done {
 				s.log.Info("stream recording uploaded", "playback_id", it.playbackID)
+				s.events.publish(st.UserID, "stream.recording_uploaded", streamEventData(st, it.t))
 			}
 			continue
 		}
@@ -167,6 +179,7 @@ func (s *Server) applyLive(items []liveItem) {
 		if it.live && s.cfg.VOD != nil {
 			s.cfg.VOD.StreamLive(st.PlaybackID, st.UserID, st.Title, st.Record, it.t)
 		}
+		s.events.publish(st.UserID, ev.Type, streamEventData(st, it.t))
 		s.notify(ev)
 	}
 }
@@ -181,4 +194,32 @@ func (s *Server) notify(ev StreamEvent) {
 	for _, fn := range fns {
 		fn(ev)
 	}
+}
+
+// streamEventData is the data of a stream event in the feed.
+func streamEventData(st store.Stream, t time.Time) map[string]any {
+	return map[string]any{"stream_id": st.ID, "playback_id": st.PlaybackID, "title": st.Title,
+		"is_live": st.IsLive, "time": t.UTC().Format(time.RFC3339Nano)}
+}
+
+// RelayChanged takes a relay's new status (relay.Config.OnChange) for the event feed. It
+// does not wait.
+func (s *Server) RelayChanged(st relay.Status) {
+	s.live.push(liveItem{playbackID: st.Stream, relay: &st, t: s.now()})
+}
+
+// publishRelay sends a relay status to its stream owner's feed.
+func (s *Server) publishRelay(rs relay.Status) {
+	ctx, cancel := dbCtx()
+	st, err := s.store.StreamByPlaybackID(ctx, rs.Stream)
+	cancel()
+	if err != nil {
+		return
+	}
+	data := map[string]any{"relay_id": rs.ID, "stream_id": st.ID, "state": rs.State.String(),
+		"last_error": rs.LastError, "bytes_sent": rs.BytesSent, "reconnects": rs.Reconnects}
+	if !rs.ConnectedSince.IsZero() {
+		data["connected_since"] = rs.ConnectedSince.UTC().Format(time.RFC3339)
+	}
+	s.events.publish(st.UserID, "relay.state", data)
 }

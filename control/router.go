@@ -40,6 +40,7 @@ func (s *Server) routes() http.Handler {
 	r.Handle("/api/api-keys/{id:[0-9]+}", s.authed(scopeAll, s.handleDeleteAPIKey)).Methods(http.MethodDelete)
 
 	r.Handle("/api/me", s.authed(needAnyScope, s.handleMe)).Methods(http.MethodGet)
+	r.Handle("/api/events", s.authed(needAnyScope, s.handleEvents)).Methods(http.MethodGet)
 	r.Handle("/api/admin/users", s.admin(s.handleListUsers)).Methods(http.MethodGet)
 	r.Handle("/api/admin/users", s.admin(s.handleCreateUser)).Methods(http.MethodPost)
 	r.Handle("/api/admin/users/{id:[0-9]+}", s.admin(s.handleDeleteUser)).Methods(http.MethodDelete)

@@ -117,6 +117,7 @@ type Server struct {
 	resolve   resolveCache
 
 	live    liveQueue
+	events  eventFeed
 	subsMu  sync.Mutex
 	subs    map[int]func(StreamEvent)
 	nextSub int
@@ -175,6 +176,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.authLimit = newRateLimiter(authRateLimit, authRateWindow, s.now)
 	s.live.init()
+	s.events.init()
 	m, err := newMetrics(cfg.Metrics, cfg.Hub)
 	if err != nil {
 		return nil, err

@@ -184,7 +184,7 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 	// The relay manager follows the hub and asks the control plane (through late) for each
 	// live stream's destinations; it closes before the hub, after the control plane.
 	relays, err := relay.New(relay.Config{Hub: hub, Targets: late, Logger: log.With("component", "relay"), Metrics: metrics,
-		DialTimeout: o.RelayDialTimeout, MaxBackoff: o.RelayMaxBackoff})
+		DialTimeout: o.RelayDialTimeout, MaxBackoff: o.RelayMaxBackoff, OnChange: late.RelayChanged})
 	if err != nil {
 		return err
 	}
@@ -410,5 +410,12 @@ func (l *lateControl) PinVODHostKey(ctx context.Context, owner int64, key string
 func (l *lateControl) EncodingDone(stream string) {
 	if c := l.c.Load(); c != nil {
 		c.EncodingDone(stream)
+	}
+}
+
+// RelayChanged passes a relay's new status on to the control plane's event feed.
+func (l *lateControl) RelayChanged(st relay.Status) {
+	if c := l.c.Load(); c != nil {
+		c.RelayChanged(st)
 	}
 }
