@@ -24,6 +24,7 @@ func (s *Server) routes() http.Handler {
 	r.Handle("/healthz", s.handle(s.handleHealthz)).Methods(http.MethodGet)
 	r.Handle("/readyz", s.handle(s.handleReadyz)).Methods(http.MethodGet)
 	r.Handle("/metrics", promhttp.HandlerFor(s.cfg.Metrics, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	r.Handle("/openapi.json", s.handle(s.handleOpenAPI)).Methods(http.MethodGet)
 
 	r.HandleFunc("/watch/{id}", s.handleWatch).Methods(http.MethodGet)
 	r.PathPrefix("/static/").Handler(staticHandler()).Methods(http.MethodGet)
@@ -81,6 +82,7 @@ func (s *Server) routes() http.Handler {
 	// The VOD endpoints have a router of their own, which sees their paths uncleaned.
 	vr := s.newRouter().SkipClean(true)
 	s.vodRoutes(vr)
+	s.openapi.routers = []*mux.Router{r, vr}
 	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if isVODPath(req.URL.Path) {
 			vr.ServeHTTP(w, req)

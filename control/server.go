@@ -118,6 +118,7 @@ type Server struct {
 
 	live    liveQueue
 	events  eventFeed
+	openapi openAPIDoc
 	subsMu  sync.Mutex
 	subs    map[int]func(StreamEvent)
 	nextSub int
