@@ -42,6 +42,10 @@ func (s *Server) routes() http.Handler {
 
 	r.Handle("/api/me", s.authed(needAnyScope, s.handleMe)).Methods(http.MethodGet)
 	r.Handle("/api/events", s.authed(needAnyScope, s.handleEvents)).Methods(http.MethodGet)
+	r.Handle("/api/user/2fa/status", s.authed(scopeAll, s.handleTwoFactorStatus)).Methods(http.MethodGet)
+	r.Handle("/api/user/2fa/setup", s.authed(scopeAll, s.handleTwoFactorSetup)).Methods(http.MethodPost)
+	r.Handle("/api/user/2fa/verify", s.authed(scopeAll, s.handleTwoFactorVerify)).Methods(http.MethodPost)
+	r.Handle("/api/user/2fa/disable", s.authed(scopeAll, s.handleTwoFactorDisable)).Methods(http.MethodPost)
 	r.Handle("/api/admin/users", s.admin(s.handleListUsers)).Methods(http.MethodGet)
 	r.Handle("/api/admin/users", s.admin(s.handleCreateUser)).Methods(http.MethodPost)
 	r.Handle("/api/admin/users/{id:[0-9]+}", s.admin(s.handleDeleteUser)).Methods(http.MethodDelete)

@@ -104,6 +104,7 @@ type Server struct {
 
 	// relayKeys seals the relays' destination stream keys.
 	relayKeys *Sealer
+	totpKeys  *Sealer
 	// vodKeys seals the VOD storages' passwords, private keys and passphrases.
 	vodKeys *Sealer
 	// vodConns keeps idle connections to the users' VOD storages.
@@ -173,6 +174,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.relayKeys = relayKeys
 	if s.vodKeys, err = NewSealer(cfg.SecretKey, vodSealPurpose); err != nil {
+		return nil, err
+	}
+	if s.totpKeys, err = NewSealer(cfg.SecretKey, twoFactorSealPurpose); err != nil {
 		return nil, err
 	}
 	s.authLimit = newRateLimiter(authRateLimit, authRateWindow, s.now)

@@ -119,9 +119,9 @@ func (s *Server) login(ctx context.Context, req credentialsRequest, ip, ua strin
 		return "", time.Time{}, store.User{}, bad
 	}
 	if u.TOTPEnabled {
-		// Two-factor verification arrives with /api/user/2fa; until then no account can
-		// enable it, and an account that has it is refused rather than let through.
-		return "", time.Time{}, store.User{}, errorf(http.StatusUnauthorized, "two-factor code required")
+		if err := s.verifyLoginCode(ctx, u, req.TOTPCode); err != nil {
+			return "", time.Time{}, store.User{}, err
+		}
 	}
 	tok, exp, err := s.issueToken(ctx, u, ip, ua)
 	return tok, exp, u, err

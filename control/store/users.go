@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -101,4 +102,34 @@ func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
 // DeleteUser deletes user id and, by cascade, its keys, sessions, streams and tokens.
 func (s *Store) DeleteUser(ctx context.Context, id int64) error {
 	return affected(s.db.ExecContext(ctx, "DELETE FROM users WHERE id = ?", id))
+}
+
+// TwoFactor returns the user's sealed two-factor state (nil when none) and whether 2FA is
+// enabled.
+func (s *Store) TwoFactor(ctx context.Context, userID int64) ([]byte, bool, error) {
+	var sealed []byte
+	var enabled bool
+	err := s.db.QueryRowContext(ctx, "SELECT totp_secret, totp_enabled FROM users WHERE id = ?", userID).Scan(&sealed, &enabled)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, ErrNotFound
+	}
+	return sealed, enabled, err
+}
+
+// SetTwoFactor stores the user's sealed two-factor state (nil clears it) and whether 2FA
+// is enabled. With ifSealed set, it changes nothing unless the stored state is still
+// ifSealed (an optimistic check, so that two logins cannot both use one backup code) and
+// reports whether it changed.
+func (s *Store) SetTwoFactor(ctx context.Context, userID int64, sealed []byte, enabled bool, ifSealed []byte) (bool, error) {
+	q, args := "UPDATE users SET totp_secret = ?, totp_enabled = ? WHERE id = ?", []any{sealed, enabled, userID}
+	if ifSealed != nil {
+		q += " AND totp_secret = ?"
+		args = append(args, ifSealed)
+	}
+	res, err := s.db.ExecContext(ctx, q, args...)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
 }
