@@ -20,7 +20,7 @@ ffmpeg -hide_banner -loglevel error -f lavfi -i testsrc2=size=1280x720:rate=30 \
 go build -o "$work/relaycast" ./cmd/relaycast
 serve() { # name http rtmp
 	"$work/relaycast" serve --data-dir "$work/$1" --http-addr "127.0.0.1:$2" --rtmp-addr "127.0.0.1:$3" \
-		--rtmps-addr "" --rtsp-addr "" --rtsps-addr "" --webrtc-addr "" --log-level error >/dev/null 2>&1 &
+		--rtmps-addr "" --rtsp-addr "" --rtsps-addr "" --webrtc-addr "" --log-level error --api-rate-limit=-1 >/dev/null 2>&1 &
 }
 login() { # http
 	for _ in $(seq 100); do curl -sf "localhost:$1/healthz" >/dev/null && break; sleep 0.1; done

@@ -204,6 +204,15 @@ func (s *Server) authed(need string, h func(http.ResponseWriter, *http.Request, 
 		if info := reqInfoFrom(r.Context()); info != nil {
 			info.userID = p.User.ID
 		}
+		if s.apiLimit != nil {
+			key := "u:" + strconv.FormatInt(p.User.ID, 10)
+			if p.APIKeyID != 0 {
+				key = "k:" + strconv.FormatInt(p.APIKeyID, 10)
+			}
+			if !s.limit(w, s.apiLimit, key) {
+				return nil
+			}
+		}
 		if !scopesAllow(p.Scopes, need) {
 			return errorf(http.StatusForbidden, "API key lacks the %q scope", need)
 		}

@@ -3,6 +3,7 @@ package control
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -348,5 +349,33 @@ func TestMeJSONShape(t *testing.T) {
 	want := []string{"created_at", "id", "is_admin", "scopes", "totp_enabled", "username"}
 	if got := sortedKeys(m); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("/api/me keys %v, want %v", got, want)
+	}
+}
+
+// TestAPIRateLimit: each user and each API key has its own budget per minute; answers
+// carry X-RateLimit-*; past the limit, 429 in the error shape with Retry-After, until the
+// window resets.
+func TestAPIRateLimit(t *testing.T) {
+	e := newEnv(t, withConfig(func(c *Config) { c.APIRateLimit = 5 }))
+	admin := e.setup()
+	bob := e.user(admin, "bob")
+	e.clock.Advance(61 * time.Second) // a fresh window
+	for i := 0; i < 5; i++ {
+		code, _, h := e.do("GET", "/api/me", admin, nil)
+		if code != 200 || h.Get("X-RateLimit-Limit") != "5" || h.Get("X-RateLimit-Remaining") != strconv.Itoa(4-i) || h.Get("X-RateLimit-Reset") == "" {
+			t.Fatalf("request %d: %d %v", i, code, h)
+		}
+	}
+	code, body, h := e.do("GET", "/api/me", admin, nil)
+	if code != 429 || h.Get("Retry-After") == "" || !strings.Contains(string(body), `"status":429`) {
+		t.Fatalf("6th request: %d %s %v", code, body, h)
+	}
+	// Another user has a budget of their own.
+	if code, _, _ := e.do("GET", "/api/me", bob, nil); code != 200 {
+		t.Fatalf("another user: %d", code)
+	}
+	e.clock.Advance(61 * time.Second)
+	if code, _, _ := e.do("GET", "/api/me", admin, nil); code != 200 {
+		t.Fatalf("after the window: %d", code)
 	}
 }

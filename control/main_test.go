@@ -78,6 +78,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		RTMPSURL:         "rtmps://127.0.0.1:1936/live",
 		RTMPPlainEnabled: true,
 		RTMPPlainKeys:    true,
+		APIRateLimit:     -1, // tests poll; TestAPIRateLimit sets a limit
 		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now:              clk.Now,
 	}

@@ -260,19 +260,27 @@ func cors(next http.Handler) http.Handler {
 // rateLimited applies the login/setup limit per client IP, with X-RateLimit-* headers.
 func (s *Server) rateLimited(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ok, remaining, reset := s.authLimit.allow(clientIP(r))
-		h := w.Header()
-		h.Set("X-RateLimit-Limit", strconv.Itoa(s.authLimit.limit))
-		h.Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
-		h.Set("X-RateLimit-Reset", strconv.FormatInt(reset.Unix(), 10))
-		if !ok {
-			retry := int(reset.Sub(s.now()).Seconds()) + 1
-			h.Set("Retry-After", strconv.Itoa(max(retry, 1)))
-			writeError(w, http.StatusTooManyRequests, "too many requests, try again later")
+		if !s.limit(w, s.authLimit, clientIP(r)) {
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// limit counts a request of key against l, sets the X-RateLimit-* headers and, past the
+// limit, answers 429 (with Retry-After) and returns false.
+func (s *Server) limit(w http.ResponseWriter, l *rateLimiter, key string) bool {
+	ok, remaining, reset := l.allow(key)
+	h := w.Header()
+	h.Set("X-RateLimit-Limit", strconv.Itoa(l.limit))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(reset.Unix(), 10))
+	if !ok {
+		retry := int(reset.Sub(s.now()).Seconds()) + 1
+		h.Set("Retry-After", strconv.Itoa(max(retry, 1)))
+		writeError(w, http.StatusTooManyRequests, "too many requests, try again later")
+	}
+	return ok
 }
 
 // redactPath replaces the path segments that are secrets (playback tokens, publish keys,

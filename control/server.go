@@ -45,6 +45,10 @@ type Config struct {
 	// RTMPPlainKeys: plain RTMP (and other cleartext protocols) accept the permanent live_
 	// key; false leaves only single-use rtmp_ tokens there.
 	RTMPPlainKeys bool
+	// APIRateLimit is how many API requests a user (or an API key) may make per minute
+	// (the reference's 60 by default; negative: no limit). Login and setup have their own
+	// limit per client IP.
+	APIRateLimit int
 	// CORS allows any origin to call the API (off by default).
 	CORS bool
 	// HLS serves /api/stream/{playback_id}/hls/...; nil leaves those paths 404.
@@ -79,15 +83,16 @@ type Config struct {
 
 // Limits and durations of the API.
 const (
-	sessionTTL       = 24 * time.Hour
-	rtmpTokenTTL     = 15 * time.Minute
-	rtmpTokenGrace   = 30 * time.Second
-	authRateLimit    = 10 // requests per authRateWindow per IP on login and setup
-	authRateWindow   = time.Minute
-	janitorInterval  = 10 * time.Minute
-	dbTimeout        = 10 * time.Second
-	resolveCacheTTL  = 5 * time.Second
-	defaultPublicURL = "http://localhost:8080"
+	sessionTTL          = 24 * time.Hour
+	rtmpTokenTTL        = 15 * time.Minute
+	rtmpTokenGrace      = 30 * time.Second
+	authRateLimit       = 10 // requests per authRateWindow per IP on login and setup
+	authRateWindow      = time.Minute
+	defaultAPIRateLimit = 60 // requests per minute per user or API key
+	janitorInterval     = 10 * time.Minute
+	dbTimeout           = 10 * time.Second
+	resolveCacheTTL     = 5 * time.Second
+	defaultPublicURL    = "http://localhost:8080"
 )
 
 // Server is the control plane. Create it with New; it is safe for concurrent use.
@@ -115,6 +120,7 @@ type Server struct {
 	dummyOnce sync.Once
 	dummyHash string
 	authLimit *rateLimiter
+	apiLimit  *rateLimiter // nil: no limit
 	resolve   resolveCache
 
 	live    liveQueue
@@ -180,6 +186,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.authLimit = newRateLimiter(authRateLimit, authRateWindow, s.now)
+	if cfg.APIRateLimit == 0 {
+		cfg.APIRateLimit = defaultAPIRateLimit
+		s.cfg.APIRateLimit = defaultAPIRateLimit
+	}
+	if cfg.APIRateLimit > 0 {
+		s.apiLimit = newRateLimiter(cfg.APIRateLimit, time.Minute, s.now)
+	}
 	s.live.init()
 	s.events.init()
 	m, err := newMetrics(cfg.Metrics, cfg.Hub)
@@ -246,6 +259,9 @@ func (s *Server) runJanitor() {
 		}
 		cancel()
 		s.authLimit.prune()
+		if s.apiLimit != nil {
+			s.apiLimit.prune()
+		}
 		s.resolve.prune(now)
 	}
 }

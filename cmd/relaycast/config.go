@@ -46,6 +46,7 @@ type options struct {
 	RelayMaxBackoff  time.Duration
 	VODChunkDuration time.Duration
 	VODSpoolLimit    int64
+	APIRateLimit     int
 }
 
 // stringList is a repeatable flag; each value may also hold several items separated by
@@ -81,6 +82,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.SecretKey, "secret-key", "", "master key for encryption at rest and token signing (default: generated once into the data dir)")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.IntVar(&o.APIRateLimit, "api-rate-limit", 60, "API requests per minute per user or API key (negative: no limit); login and setup: 10 per minute per IP")
 	fs.BoolVar(&o.CORS, "cors", false, "allow cross-origin API requests")
 	fs.BoolVar(&o.RTMPPlainEnabled, "rtmp-plain-enabled", true, "accept plain (unencrypted) RTMP publishing at all")
 	fs.BoolVar(&o.RTMPPlainKeys, "rtmp-plain-keys", true, "plain RTMP accepts the permanent stream key (false: only single-use rtmp_ tokens)")

@@ -220,6 +220,7 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 		RTMPPlainEnabled: o.RTMPPlainEnabled,
 		RTMPPlainKeys:    o.RTMPPlainKeys,
 		CORS:             o.CORS,
+		APIRateLimit:     o.APIRateLimit,
 		HLS:              hlsSrv,
 		Ready: func() error {
 			if !ready.Load() {
