@@ -21,7 +21,7 @@ import (
 var publicRoutes = map[string]bool{
 	"/health": true, "/healthz": true, "/readyz": true, "/metrics": true, "/openapi.json": true,
 	"/watch/{id}": true, "/static/": true, "/api/setup": true, "/api/token": true,
-	"/api/stream/{id}/hls/": true, "/api/stream/{id}/webrtc/whip": true, "/api/stream/{id}/webrtc/whep": true,
+	"/api/stream/{key}/thumbnail": true, "/api/stream/{id}/hls/": true, "/api/stream/{id}/webrtc/whip": true, "/api/stream/{id}/webrtc/whep": true,
 }
 
 // routeInfo is one registered route.

@@ -387,7 +387,7 @@ func TestPrivateStreamView(t *testing.T) {
 	var m map[string]json.RawMessage
 	json.Unmarshal(raw, &m)
 	base := "http://127.0.0.1:8080/api/stream/" + priv.PlaybackID
-	if want := `{"hls":"` + base + `/hls/index.m3u8","webrtc":"` + base + `/webrtc/whep","requires_token":true}`; string(m["playback_urls"]) != want {
+	if want := `{"hls":"` + base + `/hls/index.m3u8","webrtc":"` + base + `/webrtc/whep","thumbnail":"` + base + `/thumbnail","requires_token":true}`; string(m["playback_urls"]) != want {
 		t.Fatalf("playback_urls %s\nwant %s", m["playback_urls"], want)
 	}
 }

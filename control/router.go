@@ -60,6 +60,9 @@ func (s *Server) routes() http.Handler {
 	r.Handle("/api/streams/{id:[0-9]+}", s.authed(scopeStreamsWrite, s.handleDeleteStream)).Methods(http.MethodDelete)
 	r.Handle("/api/streams/{id:[0-9]+}/regenerate-key", s.authed(scopeStreamsWrite, s.handleRegenerateKey)).Methods(http.MethodPost)
 	r.Handle("/api/streams/{id:[0-9]+}/rtmp-token", s.authed(scopeStreamsWrite, s.handleRTMPToken)).Methods(http.MethodPost)
+	r.Handle("/api/streams/{id:[0-9]+}/thumbnail", s.authed(scopeStreamsWrite, s.handleUploadThumbnail)).Methods(http.MethodPost)
+	r.Handle("/api/streams/{id:[0-9]+}/thumbnail", s.authed(scopeStreamsWrite, s.handleDeleteThumbnail)).Methods(http.MethodDelete)
+	r.Handle("/api/stream/{key}/thumbnail", s.handle(s.handleThumbnail)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/api/streams/{id:[0-9]+}/playback-token", s.authed(scopeStreamsWrite, s.handlePlaybackToken)).Methods(http.MethodPost)
 	r.Handle("/api/streams/{id:[0-9]+}/playback-token/revoke", s.authed(scopeStreamsWrite, s.handleRevokePlaybackTokens)).Methods(http.MethodPost)
 

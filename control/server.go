@@ -70,6 +70,10 @@ type Config struct {
 	// VOD records live streams and tells their Encoding state; nil: no recording (an
 	// ended stream goes straight to Offline).
 	VOD Recorder
+	// Thumbnails makes the dynamic thumbnails of live streams; nil: custom ones only.
+	Thumbnails Thumbnailer
+	// ThumbnailDir holds the custom thumbnails owners upload; "": uploads refused.
+	ThumbnailDir string
 	// Ready is an extra readiness check for /readyz (listeners bound); may be nil.
 	Ready func() error
 	// Metrics is where the collectors are registered and what /metrics serves; nil makes a

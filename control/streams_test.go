@@ -205,7 +205,7 @@ func TestStreamWireShape(t *testing.T) {
 	for field, want := range map[string]string{
 		"chat_channel_id": "null", "last_live_at": "null", "is_live": "0", "viewer_count": "0", "is_public": "true",
 		"rtmp_enabled": "false", "record": "true", "description": `""`, "title": `"shape"`,
-		"playback_urls": `{"hls":"http://127.0.0.1:8080/api/stream/` + st.PlaybackID + `/hls/index.m3u8","webrtc":"http://127.0.0.1:8080/api/stream/` + st.PlaybackID + `/webrtc/whep"}`,
+		"playback_urls": `{"hls":"http://127.0.0.1:8080/api/stream/` + st.PlaybackID + `/hls/index.m3u8","webrtc":"http://127.0.0.1:8080/api/stream/` + st.PlaybackID + `/webrtc/whep","thumbnail":"http://127.0.0.1:8080/api/stream/` + st.PlaybackID + `/thumbnail"}`,
 		"publish_urls":  `{"rtmps":"rtmps://127.0.0.1:1936/live","rtmp":"rtmp://127.0.0.1:1935/live"}`,
 	} {
 		if string(m[field]) != want {

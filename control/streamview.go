@@ -42,6 +42,7 @@ type streamJSON struct {
 type playbackURLs struct {
 	HLS           string `json:"hls"`
 	WebRTC        string `json:"webrtc"`
+	Thumbnail     string `json:"thumbnail"`
 	RequiresToken bool   `json:"requires_token,omitempty"`
 }
 
@@ -81,17 +82,18 @@ const (
 func (s *Server) streamView(st store.Stream, kind streamViewKind, key string) streamJSON {
 	base := s.cfg.PublicURL + "/api/stream/" + st.PlaybackID
 	v := streamJSON{
-		ID:           st.ID,
-		UserID:       st.UserID,
-		Title:        st.Title,
-		Description:  st.Description,
-		IsPublic:     st.IsPublic,
-		RTMPEnabled:  st.RTMPEnabled,
-		IsLive:       st.IsLive,
-		PlaybackID:   st.PlaybackID,
-		CreatedAt:    apiTime(st.CreatedAt),
-		LastLiveAt:   apiTimePtr(st.LastLiveAt),
-		PlaybackURLs: playbackURLs{HLS: base + "/hls/index.m3u8", WebRTC: base + "/webrtc/whep", RequiresToken: !st.IsPublic},
+		ID:          st.ID,
+		UserID:      st.UserID,
+		Title:       st.Title,
+		Description: st.Description,
+		IsPublic:    st.IsPublic,
+		RTMPEnabled: st.RTMPEnabled,
+		IsLive:      st.IsLive,
+		PlaybackID:  st.PlaybackID,
+		CreatedAt:   apiTime(st.CreatedAt),
+		LastLiveAt:  apiTimePtr(st.LastLiveAt),
+		PlaybackURLs: playbackURLs{HLS: base + "/hls/index.m3u8", WebRTC: base + "/webrtc/whep",
+			Thumbnail: base + "/thumbnail", RequiresToken: !st.IsPublic},
 	}
 	if kind == viewOwner {
 		v.StreamKeyPrefix = st.KeyPrefix

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"image/jpeg"
 	"io"
 	"net"
 	"net/http"
@@ -207,6 +208,16 @@ func TestEndToEndRelays(t *testing.T) {
 	for _, st := range []streamJSON{dstPlain, dstTLS} {
 		if names := probeCodecs(t, b.stream(tokB, st.ID).PlaybackURLs["hls"]); !hasCodecs(names, "h264", "aac") {
 			t.Fatalf("B's HLS of %q has codecs %v, want h264 and aac", st.Title, names)
+		}
+	}
+	// The live stream's dynamic thumbnail (ffmpeg decodes its newest keyframe).
+	if resp, err := http.Get(a.http + "/api/stream/" + src.PlaybackID + "/thumbnail"); err != nil {
+		t.Fatal(err)
+	} else {
+		img, err := jpeg.Decode(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || err != nil || img.Bounds().Dx() != 640 {
+			t.Fatalf("thumbnail: %d %v", resp.StatusCode, err)
 		}
 	}
 	live := func(r relayJSON) bool { return r.State == "live" && r.ConnectedSince != nil && r.BytesSent > 0 }

@@ -27,6 +27,7 @@ import (
 	"github.com/relaycast/relaycast/egress/hls"
 	rtmpegress "github.com/relaycast/relaycast/egress/rtmp"
 	rtspegress "github.com/relaycast/relaycast/egress/rtsp"
+	"github.com/relaycast/relaycast/egress/thumb"
 	"github.com/relaycast/relaycast/egress/whep"
 	"github.com/relaycast/relaycast/ingest"
 	"github.com/relaycast/relaycast/ingest/rtmp"
@@ -203,6 +204,11 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 	}
 	closers = append(closers, vodSvc.Close)
 
+	thumbs, err := thumb.New(thumb.Config{Hub: hub, Logger: log.With("component", "thumbnails")})
+	if err != nil {
+		return err
+	}
+
 	var ready atomic.Bool
 	pub := publicURL(o.PublicURL, httpLn)
 	rtmpURL := ""
@@ -228,10 +234,13 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 			}
 			return nil
 		},
-		Relays:  relays,
-		VOD:     vodSvc,
-		Metrics: metrics,
-		Logger:  log.With("component", "control"),
+		Relays: relays,
+		VOD:    vodSvc,
+		// Dynamic thumbnails run ffmpeg, as the WHEP transcoder does.
+		Thumbnails:   thumbs,
+		ThumbnailDir: filepath.Join(o.DataDir, "thumbnails"),
+		Metrics:      metrics,
+		Logger:       log.With("component", "control"),
 	}
 	if rtspSrv != nil {
 		cfg.RTSPURL, cfg.RTSPSURL = publishURL("rtsp", pub, rtspSrv.Addr()), publishURL("rtsps", pub, rtspSrv.TLSAddr())
