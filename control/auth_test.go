@@ -248,6 +248,11 @@ func TestScopesAllowTable(t *testing.T) {
 		{"streams:*", scopeAll, false},
 		{"streams:read,streams:write", scopeStreamsWrite, true},
 		{"", scopeStreamsRead, false},
+		{"chat:write", scopeChatRead, true},
+		{"chat:read", scopeChatWrite, false},
+		{"chat:*", scopeChatWrite, true},
+		{"streams:*", scopeChatRead, false},
+		{"chat:*", scopeStreamsRead, false},
 	} {
 		if got := scopesAllow(tc.scopes, tc.need); got != tc.want {
 			t.Errorf("scopesAllow(%q, %q) = %v, want %v", tc.scopes, tc.need, got, tc.want)

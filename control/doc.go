@@ -1,5 +1,6 @@
 // Package control is relaycast's control plane: the HTTP API (gorilla/mux) for setup,
-// login, API keys, users, streams, stream relays and VOD storage; the ingest.Authorizer that admits
+// login, API keys, users, streams, stream relays, VOD storage and chat (routes and
+// storage of the chat package's hub); the ingest.Authorizer that admits
 // publishers; the egress.Resolver that maps playback ids to bus streams and guards private
 // streams; the relay.TargetSource that gives the relay manager each stream's destinations;
 // the live state of streams (following the bus's events); and the Prometheus metrics.
@@ -164,6 +165,37 @@
 // answers and the configuration has not changed, else a new one; a connection idle for a
 // minute is closed.
 //
+// # Chat
+//
+// With Config.Chat set (a chat.Hub over NewChatStore), every stream has a chat channel
+// ("stream-{id}", created with the stream, private when the stream is, deleted with it:
+// chat_channel_id in the stream's JSON; null without chat), and these routes exist (the
+// chat package documents the WebSocket protocol, its ordering and its rules):
+//
+//	GET    /ws/chat                                the chat WebSocket (chat:write)
+//	GET    /api/chat/channels                      {"channels": [channel, ...]}
+//	POST   /api/chat/channels                      channel (admins)
+//	PUT    /api/chat/channels/{id}                 channel (admins; not stream channels)
+//	DELETE /api/chat/channels/{id}                 {"success": true} (admins; not general
+//	                                               nor stream channels)
+//	GET    /api/chat/channels/{id}/messages        {"messages": [...], "has_more"}
+//	GET    /api/chat/thread/{id}                   {"messages": [...]}
+//
+// /ws/chat authenticates like every route (Authorization header or ?token=; there is no
+// session cookie); the hub answers 429 past 10 connections per user and 403 for a
+// browser Origin other than the server's own (any Origin with --cors). A channel on the
+// wire is {"id", "name", "description", "is_default" (1 or 0, as in the reference),
+// "is_stream_channel", "stream_id", "visibility" (public, private), "mode" (open,
+// readonly), "created_at", "unread_count" (the caller's)}; the list holds the channels
+// the caller may see, general first. POST and PUT take name (1-50 lowercase letters,
+// digits and hyphens, not starting with "stream-"), description (at most 500
+// characters), visibility and mode; a taken name is 409. The messages route is a
+// relaycast extension mirroring the DM messages route: newest first, limit (default and
+// maximum 100) and before_id (a message id) for paging back. The thread is the reply
+// chain ending at message {id}, oldest first, at most 20 messages. Channels and messages
+// the caller may not see are 404. Message text is sealed at rest (purpose "chat", the
+// channel and message ids as associated data); the hub purges messages after 7 days.
+//
 // # Secrets
 //
 // Publish keys (live_...), RTMP tokens (rtmp_...) and API keys (portal_...) are 32 random
@@ -172,7 +204,8 @@
 // JWT signing key, the playback-token HMAC key and the AES-256-GCM keys of Sealer. Relay
 // destination keys, which must be recovered to push, are sealed (purpose "relay-keys",
 // the stream id as associated data) and opened only for RelayTargets; VOD storage
-// secrets likewise (purpose "vod-storage"), opened only to connect and for VODStorage. Paths are logged
+// secrets likewise (purpose "vod-storage"), opened only to connect and for VODStorage;
+// chat messages too (purpose "chat"), opened for their readers. Paths are logged
 // with their secret segments (ptk_, live_, ...) redacted.
 //
 // # Goroutines

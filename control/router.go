@@ -85,6 +85,7 @@ func (s *Server) routes() http.Handler {
 	if s.cfg.WHEP != nil {
 		r.PathPrefix("/api/stream/{id}/webrtc/whep").Handler(s.cfg.WHEP)
 	}
+	s.chatRoutes(r)
 
 	// The VOD endpoints have a router of their own, which sees their paths uncleaned.
 	vr := s.newRouter().SkipClean(true)

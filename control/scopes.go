@@ -27,9 +27,12 @@ import (
 //	     /api/vods/{filename}, POST /api/sftp/vod/
 //	     mkdir|upload|write|rename, DELETE
 //	     /api/sftp/vod/delete                        vods:write (implies vods:read)
+//	GET  /api/chat/channels, /api/chat/channels/
+//	     {id}/messages, /api/chat/thread/{id}         chat:read
+//	GET  /ws/chat, POST/PUT/DELETE /api/chat/...      chat:write (implies chat:read)
 //	everything else (API keys, tokens, admin)        "*" only
 //
-// "streams:*" is both streams scopes, "vods:*" both vods scopes. Login tokens (JWT) always
+// "streams:*" is both streams scopes, "vods:*" both vods scopes, "chat:*" both chat scopes. Login tokens (JWT) always
 // have "*". A key without the scope a route needs gets 403.
 const (
 	scopeAll          = "*"
@@ -39,13 +42,16 @@ const (
 	scopeVODsRead     = "vods:read"
 	scopeVODsWrite    = "vods:write"
 	scopeVODsAll      = "vods:*"
+	scopeChatRead     = "chat:read"
+	scopeChatWrite    = "chat:write"
+	scopeChatAll      = "chat:*"
 	// needAnyScope marks routes every valid credential may call.
 	needAnyScope = ""
 )
 
 // knownScopes are the scopes a key may be created with.
 var knownScopes = []string{scopeAll, scopeStreamsRead, scopeStreamsWrite, scopeStreamsAll,
-	scopeVODsRead, scopeVODsWrite, scopeVODsAll}
+	scopeVODsRead, scopeVODsWrite, scopeVODsAll, scopeChatRead, scopeChatWrite, scopeChatAll}
 
 const maxScopesLen = 200
 

@@ -70,6 +70,9 @@ type Config struct {
 	// VOD records live streams and tells their Encoding state; nil: no recording (an
 	// ended stream goes straight to Offline).
 	VOD Recorder
+	// Chat is the chat hub (chat.Hub over NewChatStore): /ws/chat, the /api/chat routes
+	// and a channel per stream. nil: no chat (those routes are 404, chat_channel_id null).
+	Chat ChatHub
 	// Thumbnails makes the dynamic thumbnails of live streams; nil: custom ones only.
 	Thumbnails Thumbnailer
 	// ThumbnailDir holds the custom thumbnails owners upload; "": uploads refused.

@@ -67,7 +67,13 @@ func (s *Server) createStream(ctx context.Context, ownerID int64, in streamInput
 	key, hash, prefix := newSecret(kindStreamKey)
 	st.KeyHash, st.KeyPrefix, st.PlaybackID = hash, prefix, newPlaybackID()
 	st, err := s.store.CreateStream(ctx, st)
-	return st, key, err
+	if err != nil {
+		return store.Stream{}, "", err
+	}
+	if err := s.createStreamChannel(ctx, &st); err != nil {
+		return store.Stream{}, "", err
+	}
+	return st, key, nil
 }
 
 // streamFor returns stream id if p may see it (write: change it). Only the owner may; an
@@ -99,6 +105,7 @@ func (s *Server) updateStream(ctx context.Context, p *principal, id int64, in st
 	if err := s.store.UpdateStream(ctx, st); err != nil {
 		return store.Stream{}, err
 	}
+	s.updateStreamChannel(ctx, st)
 	// A change of is_public applies to the next playback request, not after the cache TTL.
 	s.resolve.forget(st.PlaybackID)
 	return st, nil
@@ -110,6 +117,9 @@ func (s *Server) updateStream(ctx context.Context, p *principal, id int64, in st
 func (s *Server) deleteStream(ctx context.Context, p *principal, id int64) error {
 	st, err := s.streamFor(ctx, p, id, true)
 	if err != nil {
+		return err
+	}
+	if err := s.deleteStreamChannel(ctx, st.ID); err != nil {
 		return err
 	}
 	if err := s.store.DeleteStream(ctx, st.ID); err != nil {
@@ -201,9 +211,8 @@ func (s *Server) handlePublicStats(w http.ResponseWriter, r *http.Request, p *pr
 	if err != nil {
 		return err
 	}
-	// online_users counts the distinct users connected to chat; chat does not exist yet,
-	// so it is 0 until the chat hub reports it.
-	writeJSON(w, http.StatusOK, map[string]int{"live_streams": n, "online_users": 0})
+	// online_users counts the distinct users connected to chat (0 without chat).
+	writeJSON(w, http.StatusOK, map[string]int{"live_streams": n, "online_users": s.chatOnlineUsers()})
 	return nil
 }
 

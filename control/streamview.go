@@ -95,6 +95,10 @@ func (s *Server) streamView(st store.Stream, kind streamViewKind, key string) st
 		PlaybackURLs: playbackURLs{HLS: base + "/hls/index.m3u8", WebRTC: base + "/webrtc/whep",
 			Thumbnail: base + "/thumbnail", RequiresToken: !st.IsPublic},
 	}
+	if st.ChatChannelID != 0 {
+		id := st.ChatChannelID
+		v.ChatChannelID = &id
+	}
 	if kind == viewOwner {
 		v.StreamKeyPrefix = st.KeyPrefix
 		v.Record = &st.Record

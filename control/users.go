@@ -208,6 +208,12 @@ func (s *Server) handleDeleteUser(w http.ResponseWriter, r *http.Request, p *pri
 	if err != nil {
 		return err
 	}
+	// Their streams' chat channels go first, so that their members are told.
+	for _, st := range streams {
+		if err := s.deleteStreamChannel(r.Context(), st.ID); err != nil {
+			return err
+		}
+	}
 	if err := s.store.DeleteUser(r.Context(), id); errors.Is(err, store.ErrNotFound) {
 		return errorf(http.StatusNotFound, "user not found")
 	} else if err != nil {
@@ -218,6 +224,9 @@ func (s *Server) handleDeleteUser(w http.ResponseWriter, r *http.Request, p *pri
 	s.resolve.clear()
 	for _, st := range streams {
 		s.reloadRelays(st.PlaybackID)
+	}
+	if s.cfg.Chat != nil {
+		s.cfg.Chat.DisconnectUser(id)
 	}
 	s.log.Info("user deleted", "by", p.User.ID, "user_id", id)
 	writeJSON(w, http.StatusOK, map[string]string{"message": "user deleted"})

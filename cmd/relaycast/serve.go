@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/relaycast/relaycast/bus"
+	"github.com/relaycast/relaycast/chat"
 	"github.com/relaycast/relaycast/control"
 	"github.com/relaycast/relaycast/control/store"
 	"github.com/relaycast/relaycast/egress"
@@ -204,6 +205,18 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 	}
 	closers = append(closers, vodSvc.Close)
 
+	// Chat: its hub closes (saying goodbye to every client) after the control plane,
+	// before the store.
+	chatStore, err := control.NewChatStore(st, key)
+	if err != nil {
+		return err
+	}
+	chatHub, err := chat.New(chat.Config{Store: chatStore, AllowAnyOrigin: o.CORS, Metrics: metrics,
+		Logger: log.With("component", "chat")})
+	if err != nil {
+		return err
+	}
+	closers = append(closers, chatHub.Close)
 	thumbs, err := thumb.New(thumb.Config{Hub: hub, Logger: log.With("component", "thumbnails")})
 	if err != nil {
 		return err
@@ -236,6 +249,7 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 		},
 		Relays: relays,
 		VOD:    vodSvc,
+		Chat:   chatHub,
 		// Dynamic thumbnails run ffmpeg, as the WHEP transcoder does.
 		Thumbnails:   thumbs,
 		ThumbnailDir: filepath.Join(o.DataDir, "thumbnails"),

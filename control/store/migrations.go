@@ -119,6 +119,62 @@ CREATE TABLE vod_storage (
 );
 ALTER TABLE streams ADD COLUMN record INTEGER NOT NULL DEFAULT 1;
 `,
+	// 5: chat. Channels (the default "general", one per stream, deleted with it, and
+	// admin-made ones), messages (body sealed by the caller, never clear; reply_to is not a
+	// foreign key: the parent may be deleted or purged), reactions, pins and each user's
+	// read position per channel.
+	`
+CREATE TABLE chat_channels (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	name        TEXT    NOT NULL UNIQUE,
+	description TEXT    NOT NULL DEFAULT '',
+	is_default  INTEGER NOT NULL DEFAULT 0,
+	stream_id   INTEGER UNIQUE REFERENCES streams(id) ON DELETE CASCADE,
+	owner_id    INTEGER REFERENCES users(id) ON DELETE SET NULL,
+	is_private  INTEGER NOT NULL DEFAULT 0,
+	read_only   INTEGER NOT NULL DEFAULT 0,
+	created_at  INTEGER NOT NULL
+);
+
+CREATE TABLE chat_messages (
+	id         INTEGER PRIMARY KEY AUTOINCREMENT,
+	channel_id INTEGER NOT NULL REFERENCES chat_channels(id) ON DELETE CASCADE,
+	user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	body       BLOB    NOT NULL,
+	reply_to   INTEGER,
+	anonymous  INTEGER NOT NULL DEFAULT 0,
+	created_at INTEGER NOT NULL,
+	edited_at  INTEGER
+);
+CREATE INDEX chat_messages_channel ON chat_messages(channel_id, id);
+CREATE INDEX chat_messages_created ON chat_messages(created_at);
+CREATE INDEX chat_messages_user ON chat_messages(user_id);
+
+CREATE TABLE chat_reactions (
+	message_id INTEGER NOT NULL REFERENCES chat_messages(id) ON DELETE CASCADE,
+	user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	emoji      TEXT    NOT NULL,
+	created_at INTEGER NOT NULL,
+	PRIMARY KEY (message_id, user_id, emoji)
+);
+CREATE INDEX chat_reactions_user ON chat_reactions(user_id);
+
+CREATE TABLE chat_pins (
+	message_id INTEGER PRIMARY KEY REFERENCES chat_messages(id) ON DELETE CASCADE,
+	channel_id INTEGER NOT NULL REFERENCES chat_channels(id) ON DELETE CASCADE,
+	pinned_by  INTEGER REFERENCES users(id) ON DELETE SET NULL,
+	pinned_at  INTEGER NOT NULL
+);
+CREATE INDEX chat_pins_channel ON chat_pins(channel_id);
+
+CREATE TABLE chat_reads (
+	user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	channel_id   INTEGER NOT NULL REFERENCES chat_channels(id) ON DELETE CASCADE,
+	last_read_id INTEGER NOT NULL,
+	PRIMARY KEY (user_id, channel_id)
+);
+CREATE INDEX chat_reads_channel ON chat_reads(channel_id);
+`,
 }
 
 // migrate creates schema_migrations and applies every migration not yet recorded, each in

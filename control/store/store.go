@@ -1,12 +1,13 @@
 // Package store is relaycast's database layer: users, API keys, login sessions, streams,
-// single-use RTMP tokens, relay destinations and VOD storage settings, in SQLite
+// single-use RTMP tokens, relay destinations, VOD storage settings and chat (channels,
+// messages, reactions, pins, read positions), in SQLite
 // (modernc.org/sqlite, pure Go) with versioned migrations.
 //
 // The store keeps no secret in clear: API keys, stream keys and RTMP tokens are stored as
 // SHA-256 hashes (of 32-byte random secrets, so a plain hash is enough) with a short
 // display prefix; passwords are stored as argon2id hashes computed by the caller; relay
 // stream keys and SFTP passwords, private keys and passphrases, which must be recovered,
-// are stored as the caller sealed them.
+// and chat message bodies are stored as the caller sealed them.
 //
 // Times are stored as Unix milliseconds (UTC); a zero time.Time means SQL NULL.
 // Every method is safe for concurrent use.

@@ -40,17 +40,21 @@ type Stream struct {
 	// has storage with recording enabled). The column defaults to true; CreateStream
 	// stores the field as given.
 	Record bool
+	// ChatChannelID is the stream's chat channel (0: none), read from chat_channels.
+	ChatChannelID int64
 }
 
 const streamCols = `id, user_id, title, description, is_public, rtmp_enabled, key_hash, key_prefix,
-	playback_id, is_live, last_live_at, created_at, playback_epoch, record`
+	playback_id, is_live, last_live_at, created_at, playback_epoch, record,
+	(SELECT c.id FROM chat_channels c WHERE c.stream_id = streams.id)`
 
 func scanStream(row interface{ Scan(...any) error }) (Stream, error) {
 	var st Stream
-	var lastLive, created sql.NullInt64
+	var lastLive, created, chatChannel sql.NullInt64
 	err := row.Scan(&st.ID, &st.UserID, &st.Title, &st.Description, &st.IsPublic, &st.RTMPEnabled,
-		&st.KeyHash, &st.KeyPrefix, &st.PlaybackID, &st.IsLive, &lastLive, &created, &st.PlaybackEpoch, &st.Record)
-	st.LastLiveAt, st.CreatedAt = fromMS(lastLive), fromMS(created)
+		&st.KeyHash, &st.KeyPrefix, &st.PlaybackID, &st.IsLive, &lastLive, &created, &st.PlaybackEpoch, &st.Record,
+		&chatChannel)
+	st.LastLiveAt, st.CreatedAt, st.ChatChannelID = fromMS(lastLive), fromMS(created), chatChannel.Int64
 	return st, err
 }
 
