@@ -67,6 +67,16 @@ func (e *env) events(token, lastID string) *sseClient {
 
 func (c *sseClient) close() { _ = c.resp.Body.Close() }
 
+// event returns the next event that is not a notification (those are tested apart).
+func (c *sseClient) event(within time.Duration) sseEvent {
+	c.t.Helper()
+	for {
+		if ev := c.next(within); ev.typ != "notification" {
+			return ev
+		}
+	}
+}
+
 func (c *sseClient) next(within time.Duration) sseEvent {
 	c.t.Helper()
 	select {
@@ -101,7 +111,7 @@ func TestEventFeed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev := feed.next(5 * time.Second)
+	ev := feed.event(5 * time.Second)
 	var data struct {
 		StreamID int64  `json:"stream_id"`
 		IsLive   int    `json:"is_live"`
@@ -112,7 +122,7 @@ func TestEventFeed(t *testing.T) {
 		t.Fatalf("first event %+v (%v), want my stream live", ev, err)
 	}
 	e.srv.RelayChanged(relay.Status{ID: 9, Stream: st.PlaybackID, State: relay.StateRetrying, LastError: "refused"})
-	if ev := feed.next(5 * time.Second); ev.typ != "relay.state" || !strings.Contains(ev.data, `"state":"retrying"`) ||
+	if ev := feed.event(5 * time.Second); ev.typ != "relay.state" || !strings.Contains(ev.data, `"state":"retrying"`) ||
 		!strings.Contains(ev.data, `"relay_id":9`) {
 		t.Fatalf("relay event %+v", ev)
 	}
@@ -127,10 +137,10 @@ func TestEventFeed(t *testing.T) {
 		return s.IsLive == 0
 	})
 	feed = e.events(admin, lastSeen)
-	if ev := feed.next(5 * time.Second); ev.typ != "relay.state" {
+	if ev := feed.event(5 * time.Second); ev.typ != "relay.state" {
 		t.Fatalf("after resuming from %s: %+v, want the relay event first", lastSeen, ev)
 	}
-	if ev := feed.next(5 * time.Second); ev.typ != EventStreamOffline || !strings.Contains(ev.data, `"is_live":0`) {
+	if ev := feed.event(5 * time.Second); ev.typ != EventStreamOffline || !strings.Contains(ev.data, `"is_live":0`) {
 		t.Fatalf("after resuming: %+v, want offline", ev)
 	}
 }

@@ -2,6 +2,7 @@ package control
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -180,6 +181,11 @@ func (s *Server) applyLive(items []liveItem) {
 			s.cfg.VOD.StreamLive(st.PlaybackID, st.UserID, st.Title, st.Record, it.t)
 		}
 		s.events.publish(st.UserID, ev.Type, streamEventData(st, it.t))
+		if it.live {
+			ctx, cancel := dbCtx()
+			s.addNotification(ctx, st.UserID, notifyStreamLive, "Stream Live", fmt.Sprintf("%q is live", st.Title))
+			cancel()
+		}
 		s.notify(ev)
 	}
 }
@@ -216,6 +222,9 @@ func (s *Server) publishRelay(rs relay.Status) {
 	if err != nil {
 		return
 	}
+	ctx, cancel = dbCtx()
+	s.notifyRelay(ctx, st, rs)
+	cancel()
 	data := map[string]any{"relay_id": rs.ID, "stream_id": st.ID, "state": rs.State.String(),
 		"last_error": rs.LastError, "bytes_sent": rs.BytesSent, "reconnects": rs.Reconnects}
 	if !rs.ConnectedSince.IsZero() {

@@ -42,6 +42,9 @@ func (s *Server) routes() http.Handler {
 
 	r.Handle("/api/me", s.authed(needAnyScope, s.handleMe)).Methods(http.MethodGet)
 	r.Handle("/api/events", s.authed(needAnyScope, s.handleEvents)).Methods(http.MethodGet)
+	r.Handle("/api/notifications", s.authed(needAnyScope, s.handleNotifications)).Methods(http.MethodGet)
+	r.Handle("/api/notifications/read-all", s.authed(needAnyScope, s.handleNotificationsReadAll)).Methods(http.MethodPost)
+	r.Handle("/api/notifications/{id:[0-9]+}/read", s.authed(needAnyScope, s.handleNotificationRead)).Methods(http.MethodPost)
 	r.Handle("/api/user/2fa/status", s.authed(scopeAll, s.handleTwoFactorStatus)).Methods(http.MethodGet)
 	r.Handle("/api/user/2fa/setup", s.authed(scopeAll, s.handleTwoFactorSetup)).Methods(http.MethodPost)
 	r.Handle("/api/user/2fa/verify", s.authed(scopeAll, s.handleTwoFactorVerify)).Methods(http.MethodPost)

@@ -132,6 +132,7 @@ type Server struct {
 
 	live    liveQueue
 	events  eventFeed
+	quiet   notifyQuiet
 	openapi openAPIDoc
 	subsMu  sync.Mutex
 	subs    map[int]func(StreamEvent)
@@ -263,6 +264,9 @@ func (s *Server) runJanitor() {
 		}
 		if _, err := s.store.DeleteExpiredSessions(ctx, now); err != nil {
 			s.log.Warn("janitor: sessions", "err", err)
+		}
+		if _, err := s.store.PruneNotifications(ctx, now.Add(-notificationKeep)); err != nil {
+			s.log.Warn("janitor: notifications", "err", err)
 		}
 		cancel()
 		s.authLimit.prune()

@@ -226,6 +226,8 @@ func (s *Server) handleTwoFactorVerify(w http.ResponseWriter, r *http.Request, p
 		return err
 	}
 	s.log.Info("two-factor authentication enabled", "user_id", p.User.ID)
+	s.addNotification(r.Context(), p.User.ID, notifyTwoFactor, "Two-factor authentication enabled",
+		"Two-factor authentication was turned on for your account")
 	writeJSON(w, http.StatusOK, map[string]any{"message": "two-factor authentication enabled", "backup_codes": codes})
 	return nil
 }
@@ -254,6 +256,8 @@ func (s *Server) handleTwoFactorDisable(w http.ResponseWriter, r *http.Request, 
 		return errors.New("two-factor state changed meanwhile")
 	}
 	s.log.Info("two-factor authentication disabled", "user_id", p.User.ID)
+	s.addNotification(r.Context(), p.User.ID, notifyTwoFactor, "Two-factor authentication disabled",
+		"Two-factor authentication was turned off for your account")
 	writeJSON(w, http.StatusOK, map[string]any{"message": "two-factor authentication disabled"})
 	return nil
 }

@@ -3,9 +3,11 @@ package control
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"regexp"
 	"time"
+	"unicode/utf8"
 
 	"github.com/relaycast/relaycast/control/store"
 )
@@ -124,6 +126,10 @@ func (s *Server) login(ctx context.Context, req credentialsRequest, ip, ua strin
 		}
 	}
 	tok, exp, err := s.issueToken(ctx, u, ip, ua)
+	if err == nil && s.quiet.allow(fmt.Sprintf("login:%d:%s:%s", u.ID, ip, ua), s.now(), loginQuietFor) {
+		s.addNotification(ctx, u.ID, notifyNewLogin, "New sign-in",
+			fmt.Sprintf("Signed in from %s (%s)", ip, truncate(ua, 120)))
+	}
 	return tok, exp, u, err
 }
 
@@ -231,4 +237,15 @@ func (s *Server) handleDeleteUser(w http.ResponseWriter, r *http.Request, p *pri
 	s.log.Info("user deleted", "by", p.User.ID, "user_id", id)
 	writeJSON(w, http.StatusOK, map[string]string{"message": "user deleted"})
 	return nil
+}
+
+// truncate shortens s to at most n bytes (on a rune boundary), for messages.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }

@@ -198,6 +198,7 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 	vodSvc, err := vod.NewService(vod.ServiceConfig{
 		Hub: hub, SpoolDir: filepath.Join(o.DataDir, "vod-spool"), ChunkDuration: o.VODChunkDuration,
 		SpoolLimit: o.VODSpoolLimit, Storage: late, OnEncodingDone: late.EncodingDone,
+		OnUploadFailure: late.VODUploadFailed, OnSpoolFull: late.VODSpoolFull,
 		Logger: log.With("component", "vod"),
 	})
 	if err != nil {
@@ -441,5 +442,19 @@ func (l *lateControl) EncodingDone(stream string) {
 func (l *lateControl) RelayChanged(st relay.Status) {
 	if c := l.c.Load(); c != nil {
 		c.RelayChanged(st)
+	}
+}
+
+// VODUploadFailed passes a failed upload on to the control plane's notifications.
+func (l *lateControl) VODUploadFailed(owner int64, session string, err error) {
+	if c := l.c.Load(); c != nil {
+		c.VODUploadFailed(owner, session, err)
+	}
+}
+
+// VODSpoolFull passes a spool-full pause on to the control plane's notifications.
+func (l *lateControl) VODSpoolFull(owner int64, stream string, full bool) {
+	if c := l.c.Load(); c != nil {
+		c.VODSpoolFull(owner, stream, full)
 	}
 }

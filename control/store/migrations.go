@@ -175,6 +175,20 @@ CREATE TABLE chat_reads (
 );
 CREATE INDEX chat_reads_channel ON chat_reads(channel_id);
 `,
+	// 6: notifications, the bell's list of what happened to a user's streams, relays,
+	// recordings and account.
+	`
+CREATE TABLE notifications (
+	id         INTEGER PRIMARY KEY AUTOINCREMENT,
+	user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	type       TEXT    NOT NULL,
+	title      TEXT    NOT NULL,
+	message    TEXT    NOT NULL,
+	is_read    INTEGER NOT NULL DEFAULT 0,
+	created_at INTEGER NOT NULL
+);
+CREATE INDEX notifications_user ON notifications(user_id, id);
+`,
 }
 
 // migrate creates schema_migrations and applies every migration not yet recorded, each in
