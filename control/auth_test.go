@@ -351,7 +351,7 @@ func TestMeJSONShape(t *testing.T) {
 	raw := e.call(200, "GET", "/api/me", admin, nil, nil)
 	var m map[string]json.RawMessage
 	json.Unmarshal(raw, &m)
-	want := []string{"created_at", "id", "is_admin", "scopes", "totp_enabled", "username"}
+	want := []string{"anonymous", "avatar", "created_at", "id", "is_admin", "nickname", "scopes", "status", "status_message", "totp_enabled", "username"}
 	if got := sortedKeys(m); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("/api/me keys %v, want %v", got, want)
 	}

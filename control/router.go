@@ -32,6 +32,7 @@ func (s *Server) routes() http.Handler {
 	r.Handle("/api/setup", s.handle(s.handleSetupStatus)).Methods(http.MethodGet)
 	r.Handle("/api/setup", s.rateLimited(s.handle(s.handleSetup))).Methods(http.MethodPost)
 	r.Handle("/api/token", s.rateLimited(s.handle(s.handleLogin))).Methods(http.MethodPost)
+	r.Handle("/api/register", s.rateLimited(s.handle(s.handleRegister))).Methods(http.MethodPost)
 	r.Handle("/api/tokens", s.authed(scopeAll, s.handleListTokens)).Methods(http.MethodGet)
 	r.Handle("/api/token/revoke", s.authed(scopeAll, s.handleRevokeToken)).Methods(http.MethodPost)
 
@@ -42,6 +43,13 @@ func (s *Server) routes() http.Handler {
 
 	r.Handle("/api/me", s.authed(needAnyScope, s.handleMe)).Methods(http.MethodGet)
 	r.Handle("/api/events", s.authed(needAnyScope, s.handleEvents)).Methods(http.MethodGet)
+	r.Handle("/api/me/password", s.authed(scopeAll, s.handleChangePassword)).Methods(http.MethodPost)
+	r.Handle("/api/me/status", s.authed(needAnyScope, s.handleSetStatus)).Methods(http.MethodPut)
+	r.Handle("/api/me/nickname", s.authed(needAnyScope, s.handleSetNickname)).Methods(http.MethodPut)
+	r.Handle("/api/me/avatar", s.authed(needAnyScope, s.handleSetAvatar)).Methods(http.MethodPut)
+	r.Handle("/api/me/anonymous", s.authed(needAnyScope, s.handleSetAnonymous)).Methods(http.MethodPut)
+	r.Handle("/api/admin/invite-code", s.admin(s.handleInviteCode)).Methods(http.MethodGet)
+	r.Handle("/api/admin/invite-code/rotate", s.admin(s.handleRotateInviteCode)).Methods(http.MethodPost)
 	r.Handle("/api/notifications", s.authed(needAnyScope, s.handleNotifications)).Methods(http.MethodGet)
 	r.Handle("/api/notifications/read-all", s.authed(needAnyScope, s.handleNotificationsReadAll)).Methods(http.MethodPost)
 	r.Handle("/api/notifications/{id:[0-9]+}/read", s.authed(needAnyScope, s.handleNotificationRead)).Methods(http.MethodPost)

@@ -127,8 +127,11 @@ type Server struct {
 	dummyOnce sync.Once
 	dummyHash string
 	authLimit *rateLimiter
-	apiLimit  *rateLimiter // nil: no limit
-	resolve   resolveCache
+	// registerLimit: accounts per IP per day; inviteKey derives the daily invite code.
+	registerLimit *rateLimiter
+	inviteKey     []byte
+	apiLimit      *rateLimiter // nil: no limit
+	resolve       resolveCache
 
 	live    liveQueue
 	events  eventFeed
@@ -194,6 +197,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.authLimit = newRateLimiter(authRateLimit, authRateWindow, s.now)
+	s.registerLimit = newRateLimiter(registerPerIP, registerWindow, s.now)
+	s.inviteKey = deriveKey(cfg.SecretKey, "invite-code")
 	if cfg.APIRateLimit == 0 {
 		cfg.APIRateLimit = defaultAPIRateLimit
 		s.cfg.APIRateLimit = defaultAPIRateLimit
@@ -270,6 +275,7 @@ func (s *Server) runJanitor() {
 		}
 		cancel()
 		s.authLimit.prune()
+		s.registerLimit.prune()
 		if s.apiLimit != nil {
 			s.apiLimit.prune()
 		}

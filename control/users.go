@@ -153,14 +153,22 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 
 // handleMe answers GET /api/me.
 func (s *Server) handleMe(w http.ResponseWriter, r *http.Request, p *principal) error {
-	writeJSON(w, http.StatusOK, map[string]any{
+	prof, err := s.store.ProfileOf(r.Context(), p.User.ID)
+	if err != nil {
+		return err
+	}
+	me := profileView(prof)
+	for k, v := range map[string]any{
 		"id":           p.User.ID,
 		"username":     p.User.Username,
 		"is_admin":     p.User.IsAdmin,
 		"scopes":       p.Scopes,
 		"created_at":   apiTime(p.User.CreatedAt),
 		"totp_enabled": p.User.TOTPEnabled,
-	})
+	} {
+		me[k] = v
+	}
+	writeJSON(w, http.StatusOK, me)
 	return nil
 }
 

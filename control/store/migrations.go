@@ -189,6 +189,20 @@ CREATE TABLE notifications (
 );
 CREATE INDEX notifications_user ON notifications(user_id, id);
 `,
+	// 7: profiles (chat status, nickname, avatar, anonymous mode) and server settings
+	// (key/value: the invite code's generation, ...).
+	`
+ALTER TABLE users ADD COLUMN status         TEXT    NOT NULL DEFAULT 'online';
+ALTER TABLE users ADD COLUMN status_message TEXT    NOT NULL DEFAULT '';
+ALTER TABLE users ADD COLUMN nickname       TEXT    NOT NULL DEFAULT '';
+ALTER TABLE users ADD COLUMN avatar         TEXT    NOT NULL DEFAULT '';
+ALTER TABLE users ADD COLUMN anonymous      INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE settings (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+);
+`,
 }
 
 // migrate creates schema_migrations and applies every migration not yet recorded, each in
