@@ -203,6 +203,20 @@ CREATE TABLE settings (
 	value TEXT NOT NULL
 );
 `,
+	// 8: ssh_keys, the public halves of the key pairs users generate (the private key is
+	// shown once and never stored).
+	`
+CREATE TABLE ssh_keys (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	name        TEXT    NOT NULL,
+	key_type    TEXT    NOT NULL,
+	public_key  TEXT    NOT NULL,
+	fingerprint TEXT    NOT NULL,
+	created_at  INTEGER NOT NULL
+);
+CREATE INDEX ssh_keys_user ON ssh_keys(user_id);
+`,
 }
 
 // migrate creates schema_migrations and applies every migration not yet recorded, each in
