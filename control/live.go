@@ -181,9 +181,14 @@ func (s *Server) applyLive(items []liveItem) {
 			s.cfg.VOD.StreamLive(st.PlaybackID, st.UserID, st.Title, st.Record, it.t)
 		}
 		s.events.publish(st.UserID, ev.Type, streamEventData(st, it.t))
-		if it.live {
+		{
 			ctx, cancel := dbCtx()
-			s.addNotification(ctx, st.UserID, notifyStreamLive, "Stream Live", fmt.Sprintf("%q is live", st.Title))
+			if it.live {
+				s.addNotification(ctx, st.UserID, notifyStreamLive, "Stream Live", fmt.Sprintf("%q is live", st.Title))
+				s.activity(ctx, st.UserID, "stream_started", fmt.Sprintf("Started streaming %q", st.Title))
+			} else {
+				s.activity(ctx, st.UserID, "stream_ended", fmt.Sprintf("Stopped streaming %q", st.Title))
+			}
 			cancel()
 		}
 		s.notify(ev)

@@ -438,6 +438,7 @@ func (s *Server) handleCreateRelay(w http.ResponseWriter, r *http.Request, p *pr
 		return err
 	}
 	s.log.Info("relay created", "user_id", p.User.ID, "stream_id", rl.StreamID, "relay_id", rl.ID, "platform", rl.Platform)
+	s.activity(r.Context(), p.User.ID, "relay_added", fmt.Sprintf("Added the relay %q (%s) to stream %d", rl.Name, rl.Platform, rl.StreamID))
 	writeJSON(w, http.StatusOK, s.relayView(rl))
 	return nil
 }
@@ -478,6 +479,7 @@ func (s *Server) handleDeleteRelay(w http.ResponseWriter, r *http.Request, p *pr
 		return err
 	}
 	s.log.Info("relay deleted", "user_id", p.User.ID, "stream_id", id, "relay_id", relayID)
+	s.activity(r.Context(), p.User.ID, "relay_deleted", fmt.Sprintf("Deleted relay %d of stream %d", relayID, id))
 	writeJSON(w, http.StatusOK, map[string]string{"message": "relay deleted"})
 	return nil
 }

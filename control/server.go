@@ -73,6 +73,8 @@ type Config struct {
 	// Chat is the chat hub (chat.Hub over NewChatStore): /ws/chat, the /api/chat routes
 	// and a channel per stream. nil: no chat (those routes are 404, chat_channel_id null).
 	Chat ChatHub
+	// DataDir is the data directory, whose disk the system health reports on; may be "".
+	DataDir string
 	// Thumbnails makes the dynamic thumbnails of live streams; nil: custom ones only.
 	Thumbnails Thumbnailer
 	// ThumbnailDir holds the custom thumbnails owners upload; "": uploads refused.
@@ -272,6 +274,9 @@ func (s *Server) runJanitor() {
 		}
 		if _, err := s.store.PruneNotifications(ctx, now.Add(-notificationKeep)); err != nil {
 			s.log.Warn("janitor: notifications", "err", err)
+		}
+		if _, err := s.store.PruneActivity(ctx, now.Add(-activityKeep)); err != nil {
+			s.log.Warn("janitor: activity", "err", err)
 		}
 		cancel()
 		s.authLimit.prune()

@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -227,6 +228,7 @@ func (s *Server) handleCreateStream(w http.ResponseWriter, r *http.Request, p *p
 		return err
 	}
 	s.log.Info("stream created", "user_id", p.User.ID, "stream_id", st.ID, "playback_id", st.PlaybackID)
+	s.activity(r.Context(), p.User.ID, "stream_created", fmt.Sprintf("Created stream %q", st.Title))
 	writeJSON(w, http.StatusOK, s.streamView(st, viewOwner, key))
 	return nil
 }

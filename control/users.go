@@ -126,6 +126,9 @@ func (s *Server) login(ctx context.Context, req credentialsRequest, ip, ua strin
 		}
 	}
 	tok, exp, err := s.issueToken(ctx, u, ip, ua)
+	if err == nil {
+		s.activity(ctx, u.ID, "login", "Signed in from "+ip)
+	}
 	if err == nil && s.quiet.allow(fmt.Sprintf("login:%d:%s:%s", u.ID, ip, ua), s.now(), loginQuietFor) {
 		s.addNotification(ctx, u.ID, notifyNewLogin, "New sign-in",
 			fmt.Sprintf("Signed in from %s (%s)", ip, truncate(ua, 120)))

@@ -241,6 +241,7 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 		RTMPPlainKeys:    o.RTMPPlainKeys,
 		CORS:             o.CORS,
 		APIRateLimit:     o.APIRateLimit,
+		DataDir:          o.DataDir,
 		HLS:              hlsSrv,
 		Ready: func() error {
 			if !ready.Load() {

@@ -217,6 +217,17 @@ CREATE TABLE ssh_keys (
 );
 CREATE INDEX ssh_keys_user ON ssh_keys(user_id);
 `,
+	// 9: activity, the log of what users did (streams started, relays added, sign-ins...).
+	`
+CREATE TABLE activity (
+	id         INTEGER PRIMARY KEY AUTOINCREMENT,
+	user_id    INTEGER REFERENCES users(id) ON DELETE CASCADE,
+	action     TEXT    NOT NULL,
+	details    TEXT    NOT NULL,
+	created_at INTEGER NOT NULL
+);
+CREATE INDEX activity_user ON activity(user_id, id);
+`,
 }
 
 // migrate creates schema_migrations and applies every migration not yet recorded, each in
