@@ -96,6 +96,9 @@ type Hub struct {
 	limiter *rateLimiter
 	up      websocket.Upgrader
 	metrics *collector
+	// retention is the current message retention (nanoseconds): Config.Retention until
+	// SetRetention changes it.
+	retention atomic.Int64
 
 	mu      sync.Mutex
 	closed  bool
@@ -152,6 +155,7 @@ func New(cfg Config) (*Hub, error) {
 		stop:    make(chan struct{}),
 	}
 	h.up = h.upgrader()
+	h.retention.Store(int64(cfg.Retention))
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	if err := h.ensureDefault(ctx); err != nil {
@@ -333,12 +337,13 @@ func (h *Hub) purge() {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	now := h.now()
-	n, err := h.store.PurgeMessages(ctx, now.Add(-h.cfg.Retention))
+	retention := time.Duration(h.retention.Load())
+	n, err := h.store.PurgeMessages(ctx, now.Add(-retention))
 	switch {
 	case err != nil:
 		h.log.Warn("chat: purge", "err", err)
 	case n > 0:
-		h.log.Info("chat: purged old messages", "messages", n, "retention", h.cfg.Retention)
+		h.log.Info("chat: purged old messages", "messages", n, "retention", retention)
 	}
 	h.limiter.prune(now)
 }
@@ -350,5 +355,13 @@ func (h *Hub) slowDisconnect(c *conn) {
 	last := h.stats.lastSlowLog.Load()
 	if now-last >= int64(slowLogInterval) && h.stats.lastSlowLog.CompareAndSwap(last, now) {
 		h.log.Info("chat: slow client disconnected (send queue full)", "user_id", c.user.ID, "slow_total", n)
+	}
+}
+
+// SetRetention changes how long messages are kept, from the next purge on (d ≤ 0: no
+// change).
+func (h *Hub) SetRetention(d time.Duration) {
+	if d > 0 {
+		h.retention.Store(int64(d))
 	}
 }

@@ -59,6 +59,9 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
+	if !s.settings().RegistrationEnabled {
+		return errorf(http.StatusForbidden, "registration is closed")
+	}
 	want, err := s.inviteCode(r.Context(), s.now())
 	if err != nil {
 		return err

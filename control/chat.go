@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -30,6 +31,8 @@ type ChatHub interface {
 	DeleteStreamChannel(ctx context.Context, streamID int64) error
 	DisconnectUser(userID int64)
 	OnlineUsers() int
+	// SetRetention changes how long messages are kept (the data retention setting).
+	SetRetention(d time.Duration)
 }
 
 var _ ChatHub = (*chat.Hub)(nil)

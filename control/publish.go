@@ -31,7 +31,7 @@ func (s *Server) Authorize(ctx context.Context, req ingest.Request) (ingest.Gran
 		return ingest.Grant{}, fmt.Errorf("malformed stream key: %w", ingest.ErrUnauthorized)
 	}
 	plainRTMP := req.Protocol == ingest.ProtocolRTMP
-	if plainRTMP && !s.cfg.RTMPPlainEnabled {
+	if plainRTMP && !s.settings().RTMPPlainEnabled {
 		return ingest.Grant{}, fmt.Errorf("plain RTMP is disabled on this server; use RTMPS: %w", ingest.ErrForbidden)
 	}
 	switch kind {
@@ -68,7 +68,7 @@ func (s *Server) authorizeToken(ctx context.Context, req ingest.Request) (ingest
 	if err != nil {
 		return ingest.Grant{}, fmt.Errorf("rtmp token of a deleted stream: %w", ingest.ErrUnauthorized)
 	}
-	if !s.cfg.RTMPPlainEnabled {
+	if !s.settings().RTMPPlainEnabled {
 		return ingest.Grant{}, fmt.Errorf("plain RTMP (and its tokens) is disabled on this server: %w", ingest.ErrForbidden)
 	}
 	if !st.RTMPEnabled {

@@ -55,6 +55,8 @@ func (s *Server) routes() http.Handler {
 	r.Handle("/api/me/anonymous", s.authed(needAnyScope, s.handleSetAnonymous)).Methods(http.MethodPut)
 	r.Handle("/api/activity", s.authed(needAnyScope, s.handleActivity)).Methods(http.MethodGet)
 	r.Handle("/api/admin/system", s.admin(s.handleSystemHealth)).Methods(http.MethodGet)
+	r.Handle("/api/admin/settings", s.admin(s.handleGetSettings)).Methods(http.MethodGet)
+	r.Handle("/api/admin/settings", s.admin(s.handlePutSettings)).Methods(http.MethodPut)
 	r.Handle("/api/admin/invite-code", s.admin(s.handleInviteCode)).Methods(http.MethodGet)
 	r.Handle("/api/admin/invite-code/rotate", s.admin(s.handleRotateInviteCode)).Methods(http.MethodPost)
 	r.Handle("/api/notifications", s.authed(needAnyScope, s.handleNotifications)).Methods(http.MethodGet)

@@ -39,7 +39,8 @@ type Config struct {
 	// RTSPURL and RTSPSURL are the RTSP and RTSPS bases (rtsp://host:8554/live); the
 	// playback-token answer lists base/ptk_... for each one set. "" leaves them out.
 	RTSPURL, RTSPSURL string
-	// RTMPPlainEnabled: plain RTMP is accepted at all (RTMP_PLAIN_ENABLED). Without it, no
+	// RTMPPlainEnabled: plain RTMP is accepted at all (RTMP_PLAIN_ENABLED), until an admin
+	// sets the server setting rtmp_plain_enabled, which then wins. Without it, no
 	// key or token is accepted over plain RTMP and rtmp-token requests get 403.
 	RTMPPlainEnabled bool
 	// RTMPPlainKeys: plain RTMP (and other cleartext protocols) accept the permanent live_
@@ -137,6 +138,8 @@ type Server struct {
 
 	live    liveQueue
 	events  eventFeed
+	set     settingsCell
+	setMu   sync.Mutex // serializes settings changes
 	quiet   notifyQuiet
 	openapi openAPIDoc
 	subsMu  sync.Mutex
@@ -224,6 +227,10 @@ func New(cfg Config) (*Server, error) {
 	} else if n > 0 {
 		s.log.Info("reset streams left live by the previous run", "streams", n)
 	}
+	if err := s.loadSettings(ctx); err != nil {
+		m.unregister()
+		return nil, err
+	}
 	s.handler = s.routes()
 	s.unwatch = s.hub.Watch(s.onBusEvent)
 	// Streams published before New (none when cmd wires the Authorizer late) are live too.
@@ -272,10 +279,11 @@ func (s *Server) runJanitor() {
 		if _, err := s.store.DeleteExpiredSessions(ctx, now); err != nil {
 			s.log.Warn("janitor: sessions", "err", err)
 		}
-		if _, err := s.store.PruneNotifications(ctx, now.Add(-notificationKeep)); err != nil {
+		set := s.settings()
+		if _, err := s.store.PruneNotifications(ctx, now.Add(-days(set.NotificationRetentionDays))); err != nil {
 			s.log.Warn("janitor: notifications", "err", err)
 		}
-		if _, err := s.store.PruneActivity(ctx, now.Add(-activityKeep)); err != nil {
+		if _, err := s.store.PruneActivity(ctx, now.Add(-days(set.ActivityRetentionDays))); err != nil {
 			s.log.Warn("janitor: activity", "err", err)
 		}
 		cancel()

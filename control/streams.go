@@ -161,7 +161,7 @@ func (s *Server) issueRTMPToken(ctx context.Context, p *principal, id int64) (st
 	if err != nil {
 		return "", err
 	}
-	if !s.cfg.RTMPPlainEnabled {
+	if !s.settings().RTMPPlainEnabled {
 		return "", errorf(http.StatusForbidden, "plain RTMP is disabled on this server (RTMP_PLAIN_ENABLED); publish over RTMPS with the stream key")
 	}
 	if !st.RTMPEnabled {

@@ -102,7 +102,10 @@ func (s *Server) streamView(st store.Stream, kind streamViewKind, key string) st
 	if kind == viewOwner {
 		v.StreamKeyPrefix = st.KeyPrefix
 		v.Record = &st.Record
-		v.PublishURLs = &publishURLs{RTMPS: s.cfg.RTMPSURL, RTMP: s.cfg.RTMPURL}
+		v.PublishURLs = &publishURLs{RTMPS: s.cfg.RTMPSURL}
+		if s.settings().RTMPPlainEnabled {
+			v.PublishURLs.RTMP = s.cfg.RTMPURL
+		}
 		if key != "" {
 			v.StreamKey = key
 			v.PublishURLs.WHIP = s.cfg.PublicURL + "/api/stream/" + key + "/webrtc/whip"

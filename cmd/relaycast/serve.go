@@ -109,12 +109,14 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 	}
 	closers = append(closers, rtmpPlay.Close)
 	rtmpSrv, err := rtmp.New(rtmp.Config{
-		Addr:         o.RTMPAddr,
-		TLSAddr:      o.RTMPSAddr,
-		TLSConfig:    tlsConf,
-		Hub:          hub,
-		Auth:         late,
-		PlainEnabled: o.RTMPPlainEnabled,
+		Addr:      o.RTMPAddr,
+		TLSAddr:   o.RTMPSAddr,
+		TLSConfig: tlsConf,
+		Hub:       hub,
+		Auth:      late,
+		// Plain RTMP is decided per publish by the control plane (the server setting
+		// rtmp_plain_enabled, which admins can change while the server runs).
+		PlainEnabled: true,
 		Player: rtmp.PlayerFunc(func(ctx context.Context, r rtmp.PlayRequest, c net.Conn) error {
 			return rtmpPlay.Play(ctx, rtmpegress.PlayRequest(r), c)
 		}),
@@ -225,10 +227,7 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 
 	var ready atomic.Bool
 	pub := publicURL(o.PublicURL, httpLn)
-	rtmpURL := ""
-	if o.RTMPPlainEnabled {
-		rtmpURL = publishURL("rtmp", pub, rtmpSrv.Addr())
-	}
+	rtmpURL := publishURL("rtmp", pub, rtmpSrv.Addr()) // shown while plain RTMP is enabled
 	cfg := control.Config{
 		Store:            st,
 		Hub:              hub,
