@@ -55,6 +55,12 @@ type Config struct {
 	PurgeInterval time.Duration
 	// HistoryLimit is the number of messages sent on join; default 50.
 	HistoryLimit int
+
+	// OnEvent, when set, is told about messages created and deleted and users connecting
+	// (first connection) and disconnecting (last one), in order per channel and per
+	// user. It is called on the connection's goroutine, with the channel locked for
+	// message events: it must not block (the control plane only queues a webhook).
+	OnEvent func(Event)
 }
 
 // DefaultChannel is the channel New creates when it does not exist.
@@ -104,6 +110,7 @@ type Hub struct {
 	closed  bool
 	conns   map[*conn]struct{}
 	perUser map[int64]int // connections, counting upgrades in progress
+	online  map[int64]int // registered connections, for OnEvent's connected/disconnected
 	rooms   map[int64]*room
 
 	stats struct {
@@ -151,6 +158,7 @@ func New(cfg Config) (*Hub, error) {
 		limiter: newRateLimiter(cfg.RateLimit, cfg.RateWindow),
 		conns:   make(map[*conn]struct{}),
 		perUser: make(map[int64]int),
+		online:  make(map[int64]int),
 		rooms:   make(map[int64]*room),
 		stop:    make(chan struct{}),
 	}
@@ -217,27 +225,35 @@ func (h *Hub) Close() error {
 	return nil
 }
 
-// register adds an upgraded connection; false when the hub closed meanwhile.
-func (h *Hub) register(c *conn) bool {
+// register adds an upgraded connection; false when the hub closed meanwhile. first
+// tells that it is the user's only registered connection.
+func (h *Hub) register(c *conn) (ok, first bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return false
+		return false, false
 	}
 	h.conns[c] = struct{}{}
-	return true
+	h.online[c.user.ID]++
+	return true, h.online[c.user.ID] == 1
 }
 
 // release gives back a connection slot of user (and forgets c when registered).
-func (h *Hub) release(c *conn, user int64) {
+// last tells that c was the user's last registered connection.
+func (h *Hub) release(c *conn, user int64) (last bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if c != nil {
+	if _, ok := h.conns[c]; ok {
 		delete(h.conns, c)
+		if h.online[user]--; h.online[user] <= 0 {
+			delete(h.online, user)
+			last = true
+		}
 	}
 	if h.perUser[user]--; h.perUser[user] <= 0 {
 		delete(h.perUser, user)
 	}
+	return last
 }
 
 // roomFor returns the in-memory state of channel id, creating it on first use.

@@ -72,13 +72,19 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, u User) {
 		return
 	}
 	c := newConn(h, ws, u)
-	if !h.register(c) {
+	ok, first := h.register(c)
+	if !ok {
 		ws.Close()
 		h.release(nil, u.ID)
 		return
 	}
+	if first {
+		h.emit(Event{Type: EventUserConnected, UserID: u.ID, Username: u.Username})
+	}
 	c.serve()
-	h.release(c, u.ID)
+	if h.release(c, u.ID) {
+		h.emit(Event{Type: EventUserDisconnected, UserID: u.ID, Username: u.Username})
+	}
 }
 
 // writeHTTPError writes the API's error body, {"error": msg, "status": status}.

@@ -139,6 +139,8 @@ func (h *Hub) sendMessage(ctx context.Context, c *conn, cm ClientMessage) error 
 	v := messageView(ch, m, parent, nil)
 	v.Type = "message"
 	r.broadcastLocked(h.prepare(v), nil)
+	h.emit(Event{Type: EventMessageCreated, ChannelID: ch.ID, ChannelName: ch.Name, MessageID: m.ID,
+		UserID: c.user.ID, Username: c.user.Username, Content: text})
 	return nil
 }
 
@@ -205,6 +207,8 @@ func (h *Hub) deleteMessage(ctx context.Context, c *conn, id int64) error {
 	}
 	r.broadcastLocked(h.prepare(messageDeletedMsg{Type: "message_deleted", Channel: r.ch.Name, MessageID: id,
 		DeletedBy: c.user.ID}), nil)
+	h.emit(Event{Type: EventMessageDeleted, ChannelID: r.ch.ID, ChannelName: r.ch.Name, MessageID: id,
+		UserID: c.user.ID, Username: c.user.Username})
 	return nil
 }
 

@@ -85,6 +85,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.log.Info("user registered", "user_id", u.ID, "username", u.Username)
+	s.emitWebhook(EventUserJoined, map[string]any{"user_id": u.ID, "username": u.Username})
 	writeJSON(w, http.StatusOK, map[string]any{"id": u.ID, "username": u.Username, "message": "Registration successful"})
 	return nil
 }

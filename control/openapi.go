@@ -22,6 +22,7 @@ var publicRoutes = map[string]bool{
 	"/health": true, "/healthz": true, "/readyz": true, "/metrics": true, "/openapi.json": true,
 	"/watch/{id}": true, "/static/": true, "/api/setup": true, "/api/token": true, "/api/register": true,
 	"/api/stream/{key}/thumbnail": true, "/api/stream/{id}/hls/": true, "/api/stream/{id}/webrtc/whip": true, "/api/stream/{id}/webrtc/whep": true,
+	"/api/webhooks/incoming/{token}": true,
 }
 
 // routeInfo is one registered route.

@@ -106,6 +106,7 @@ func (s *Server) routes() http.Handler {
 		r.PathPrefix("/api/stream/{id}/webrtc/whep").Handler(s.cfg.WHEP)
 	}
 	s.chatRoutes(r)
+	s.webhookRoutes(r)
 
 	// The VOD endpoints have a router of their own, which sees their paths uncleaned.
 	vr := s.newRouter().SkipClean(true)

@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -89,6 +90,16 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+
+	// WebhookAllowLoopback lets outgoing webhooks reach loopback addresses. For tests
+	// only (a receiver on 127.0.0.1): in production it would open an SSRF hole.
+	WebhookAllowLoopback bool
+	// WebhookRootCAs, when set, replaces the system roots for webhook deliveries. For
+	// tests (a self-signed receiver).
+	WebhookRootCAs *x509.CertPool
+	// WebhookRetryBackoff is the delay before a webhook's first retry, doubled for each
+	// further one; default 1 s.
+	WebhookRetryBackoff time.Duration
 }
 
 // Limits and durations of the API.
@@ -124,6 +135,9 @@ type Server struct {
 	vodKeys *Sealer
 	// vodConns keeps idle connections to the users' VOD storages.
 	vodConns vodConns
+	// webhookKeys seals webhook URLs, secrets and delivery payloads; webhooks delivers.
+	webhookKeys *Sealer
+	webhooks    *webhookDispatcher
 
 	// dummyHash is verified against when a login names an unknown user, so that the
 	// answer takes as long as for a known one. Made on first need.
@@ -233,6 +247,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.handler = s.routes()
 	s.unwatch = s.hub.Watch(s.onBusEvent)
+	if err := s.startWebhooks(); err != nil {
+		s.unwatch()
+		m.unregister()
+		return nil, err
+	}
 	// Streams published before New (none when cmd wires the Authorizer late) are live too.
 	for _, st := range s.hub.Streams() {
 		s.live.push(liveItem{playbackID: st.ID(), live: true, t: s.now()})
@@ -286,6 +305,7 @@ func (s *Server) runJanitor() {
 		if _, err := s.store.PruneActivity(ctx, now.Add(-days(set.ActivityRetentionDays))); err != nil {
 			s.log.Warn("janitor: activity", "err", err)
 		}
+		s.pruneWebhookLogs(ctx, now)
 		cancel()
 		s.authLimit.prune()
 		s.registerLimit.prune()

@@ -215,7 +215,7 @@ func serve(ctx context.Context, o *options, logOut io.Writer) (err error) {
 		return err
 	}
 	chatHub, err := chat.New(chat.Config{Store: chatStore, AllowAnyOrigin: o.CORS, Metrics: metrics,
-		Logger: log.With("component", "chat")})
+		Logger: log.With("component", "chat"), OnEvent: late.ChatEvent})
 	if err != nil {
 		return err
 	}
@@ -378,6 +378,14 @@ var (
 )
 
 func (l *lateControl) set(c *control.Server) { l.c.Store(c) }
+
+// ChatEvent is chat.Config.OnEvent: chat events become webhooks once the control plane
+// exists (none are lost in practice: chat connections need its HTTP API).
+func (l *lateControl) ChatEvent(e chat.Event) {
+	if c := l.c.Load(); c != nil {
+		c.ChatEvent(e)
+	}
+}
 
 // Resolve implements egress.Resolver.
 func (l *lateControl) Resolve(ctx context.Context, req egress.Request) (string, error) {

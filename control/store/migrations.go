@@ -228,6 +228,40 @@ CREATE TABLE activity (
 );
 CREATE INDEX activity_user ON activity(user_id, id);
 `,
+	// 10: webhooks (outgoing: sealed URL and secret; incoming: token hash and chat
+	// channel) and their delivery logs (sealed payloads, pruned after 7 days).
+	`
+CREATE TABLE webhooks (
+	id                   INTEGER PRIMARY KEY AUTOINCREMENT,
+	user_id              INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	name                 TEXT    NOT NULL,
+	type                 TEXT    NOT NULL,
+	url                  BLOB,
+	secret               BLOB,
+	token_hash           BLOB    UNIQUE,
+	events               TEXT    NOT NULL DEFAULT '',
+	channel_id           INTEGER,
+	enabled              INTEGER NOT NULL DEFAULT 1,
+	consecutive_failures INTEGER NOT NULL DEFAULT 0,
+	created_at           INTEGER NOT NULL
+);
+CREATE INDEX webhooks_user ON webhooks(user_id);
+
+CREATE TABLE webhook_deliveries (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	webhook_id  INTEGER NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+	event       TEXT    NOT NULL,
+	payload     BLOB,
+	status_code INTEGER NOT NULL DEFAULT 0,
+	success     INTEGER NOT NULL DEFAULT 0,
+	attempt     INTEGER NOT NULL DEFAULT 0,
+	duration_ms INTEGER NOT NULL DEFAULT 0,
+	error       TEXT    NOT NULL DEFAULT '',
+	created_at  INTEGER NOT NULL
+);
+CREATE INDEX webhook_deliveries_hook ON webhook_deliveries(webhook_id, id);
+CREATE INDEX webhook_deliveries_created ON webhook_deliveries(created_at);
+`,
 }
 
 // migrate creates schema_migrations and applies every migration not yet recorded, each in
