@@ -18,6 +18,8 @@ import (
 	gortmp "github.com/yutopp/go-rtmp"
 	"github.com/yutopp/go-rtmp/handshake"
 	"github.com/yutopp/go-rtmp/message"
+
+	"github.com/relaycast/relaycast/ingest/rtmpguard"
 )
 
 // errRTMPRejected is a play the server refused (an onStatus or _error of level error).
@@ -287,7 +289,12 @@ func (c *rtmpPlayer) control(msg message.Message) error {
 // decodeAMF decodes the AMF0 values of a command body (after its name and transaction).
 func decodeAMF(r io.Reader) (args []any) {
 	defer func() { _ = recover() }() // go-amf0 decodes through reflection
-	dec := amf0.NewDecoder(r)
+	// go-amf0 allocates an array's declared length before reading it: check the body first.
+	b, err := io.ReadAll(r)
+	if err != nil || rtmpguard.CheckAMF0(b) != nil {
+		return nil
+	}
+	dec := amf0.NewDecoder(bytes.NewReader(b))
 	for len(args) < 8 {
 		var v any
 		if err := dec.Decode(&v); err != nil {

@@ -2,6 +2,7 @@ package rtmp
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -17,6 +18,8 @@ import (
 	gortmp "github.com/yutopp/go-rtmp"
 	"github.com/yutopp/go-rtmp/handshake"
 	"github.com/yutopp/go-rtmp/message"
+
+	"github.com/relaycast/relaycast/ingest/rtmpguard"
 )
 
 // target is a parsed rtmp:// or rtmps:// URL: rtmp://host[:port]/APP/NAME.
@@ -314,9 +317,15 @@ func (c *clientConn) close() {
 }
 
 // decodeArgs decodes the AMF0 values of a command body (after its name and transaction).
+// A body rtmpguard.CheckAMF0 refuses has no values: go-amf0 could allocate 32 GiB for a
+// few bytes of it, a fatal error, and the server at the other end is not trusted.
 func decodeArgs(r io.Reader) (args []any) {
 	defer func() { _ = recover() }() // go-amf0 decodes through reflection
-	dec := amf0.NewDecoder(r)
+	b, err := io.ReadAll(r)
+	if err != nil || rtmpguard.CheckAMF0(b) != nil {
+		return nil
+	}
+	dec := amf0.NewDecoder(bytes.NewReader(b))
 	for len(args) < 8 {
 		var v any
 		if err := dec.Decode(&v); err != nil {

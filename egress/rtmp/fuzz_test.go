@@ -212,6 +212,7 @@ func FuzzClientRead(f *testing.F) {
 	f.Add(appendCommand(nil, csidCommand, 0, "onStatus", 0, nil, statusInfo("error", "NetStream.Publish.BadName", "x")))
 	f.Add([]byte{0x03, 0xff, 0xff, 0xff, 0, 0, 5, 20, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 2, 0, 1})
 	f.Add(appendMessage(nil, 3, typeCommandAMF0, 0, 0, []byte{2, 0, 11, 'o', 'n', 'F', 'C', 'P', 'u', 'b', 'l', 'i', 's', 'h'}, nil))
+	f.Add(hostileResult())
 	f.Fuzz(func(t *testing.T, in []byte) {
 		c := &clientConn{src: errReader{r: bytes.NewReader(in)}, conn: nopConn{}}
 		c.cs = gortmp.NewChunkStreamer(bufio.NewReader(&c.src), io.Discard, readerConfig)
@@ -227,3 +228,28 @@ type nopConn struct{ net.Conn }
 
 func (nopConn) Write(b []byte) (int, error) { return len(b), nil }
 func (nopConn) Close() error                { return nil }
+
+// hostileResult is a _result whose argument is a strict array of 2^31-1 elements in five
+// bytes: go-amf0 allocates the slice (32 GiB) before it reads an element.
+func hostileResult() []byte {
+	body := amf0Values("_result", 1.0, nil)
+	body = append(body, 0x0a, 0x7f, 0xff, 0xff, 0xff)
+	return appendMessage(appendSetChunkSize(nil), csidCommand, typeCommandAMF0, 0, 0, body, nil)
+}
+
+// TestClientHostileServer: a relay destination that answers with such a body fails the
+// setup; it does not end the process.
+func TestClientHostileServer(t *testing.T) {
+	in := hostileResult()
+	c := &clientConn{src: errReader{r: bytes.NewReader(in)}, conn: nopConn{}}
+	c.cs = gortmp.NewChunkStreamer(bufio.NewReader(&c.src), io.Discard, readerConfig)
+	c.csOpen = true
+	defer c.close()
+	args, err := c.await(1, "")
+	if err != nil || len(args) != 0 {
+		t.Fatalf("await: %v, %v", args, err)
+	}
+	if args := decodeArgs(bytes.NewReader(amf0Values(statusInfo("status", "NetStream.Publish.Start", "")))); infoObject(args)["code"] != "NetStream.Publish.Start" {
+		t.Fatalf("a well-formed status: %v", args)
+	}
+}

@@ -260,6 +260,23 @@ func TestParseMetadata(t *testing.T) {
 	if _, err := parseMetadata([]byte{2, 0, 3, 'a'}); err == nil {
 		t.Fatal("garbage accepted")
 	}
+	// An object rather than an ECMA array, after another name.
+	var body bytes.Buffer
+	enc := amf0.NewEncoder(&body)
+	for _, v := range []any{"other", nil, "onMetaData", map[string]any{"width": 1280.0, "hasAudio": true}} {
+		if err := enc.Encode(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m, err = parseMetadata(body.Bytes()); err != nil || m.width != 1280 || !m.hasAudio {
+		t.Fatalf("%+v %v", m, err)
+	}
+	// The fuzzer's find: a strict array of 0x6f000c76 elements (go-amf0 allocated 30 GB for
+	// it, a fatal error; testdata/fuzz/FuzzMetadata keeps it as a seed).
+	seed := []byte("\x02\x00\nonMetaData\b\x00\x00\x00\x02\x00\bhasVideo\no\x00\fvideocodecid\x02\x00\x04hvc1\x00\x00\t")
+	if _, err := parseMetadata(seed); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("huge strict array: %v", err)
+	}
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

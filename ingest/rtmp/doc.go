@@ -45,7 +45,8 @@
 // Nothing on the media path blocks: bus writes never wait for readers. Authorizer.Authorize
 // runs on the connection's goroutine, bounded by Config.HandshakeTimeout. A connection is
 // closed on its own when it sends malformed data (a bad FLV tag, codec record or NAL unit
-// framing, garbage RTMP chunks), an unsupported codec, nothing during setup
+// framing, garbage RTMP chunks, AMF0 that go-amf0 must not decode: every connection is
+// read through an [rtmpguard.Conn]), an unsupported codec, nothing during setup
 // (HandshakeTimeout) or no media while publishing (IdleTimeout); one log line says why.
 // Per packet the server allocates the unit and one copy of the payload and logs nothing.
 package rtmp

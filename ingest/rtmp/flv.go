@@ -2,10 +2,15 @@ package rtmp
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
+
+	"github.com/yutopp/go-amf0"
+	"github.com/yutopp/go-flv/tag"
 
 	"github.com/relaycast/relaycast/bus"
-	"github.com/yutopp/go-flv/tag"
+	"github.com/relaycast/relaycast/ingest/rtmpguard"
 )
 
 // The FLV tag bodies of RTMP audio and video messages are parsed here rather than with
@@ -185,20 +190,43 @@ type metadata struct {
 }
 
 // parseMetadata decodes the AMF0 body of @setDataFrame ("onMetaData" and an ECMA array).
+// go-rtmp hands the body over undecoded. It is checked first (go-amf0 can allocate 32 GiB
+// for a 20-byte body, a fatal error) and decoded value by value into `any`, which is what
+// rtmpguard.CheckAMF0 vouches for: go-flv's tag.DecodeScriptData decodes the names into
+// strings, where go-amf0 misreads an object.
 func parseMetadata(payload []byte) (m metadata, err error) {
 	defer func() {
-		// go-amf0 decodes through reflection; a hostile body must not take the server down.
+		// go-amf0 decodes through reflection and panics on some accepted bodies.
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%w: metadata: %v", ErrMalformed, r)
 		}
 	}()
-	var sd tag.ScriptData
-	if err := tag.DecodeScriptData(bytes.NewReader(payload), &sd); err != nil {
+	if err := rtmpguard.CheckAMF0(payload); err != nil {
 		return m, fmt.Errorf("%w: metadata: %v", ErrMalformed, err)
 	}
-	obj, ok := sd.Objects["onMetaData"]
-	if !ok {
-		return m, fmt.Errorf("%w: no onMetaData in @setDataFrame", ErrMalformed)
+	var obj map[string]any
+	dec := amf0.NewDecoder(bytes.NewReader(payload))
+	for obj == nil {
+		var name, value any
+		if err := dec.Decode(&name); errors.Is(err, io.EOF) {
+			return m, fmt.Errorf("%w: no onMetaData in @setDataFrame", ErrMalformed)
+		} else if err != nil {
+			return m, fmt.Errorf("%w: metadata: %v", ErrMalformed, err)
+		}
+		if err := dec.Decode(&value); err != nil {
+			return m, fmt.Errorf("%w: metadata: %v", ErrMalformed, err)
+		}
+		if name != "onMetaData" {
+			continue
+		}
+		switch v := value.(type) {
+		case amf0.ECMAArray:
+			obj = v
+		case map[string]any: // an object
+			obj = v
+		default:
+			return m, fmt.Errorf("%w: onMetaData is a %T", ErrMalformed, value)
+		}
 	}
 	present := func(k string) bool {
 		switch v := obj[k].(type) {

@@ -11,6 +11,7 @@ import (
 	gortmp "github.com/yutopp/go-rtmp"
 
 	"github.com/relaycast/relaycast/ingest"
+	"github.com/relaycast/relaycast/ingest/rtmpguard"
 )
 
 // listener is one accept loop (plain RTMP or RTMPS). go-rtmp's Server runs the loop and
@@ -97,7 +98,8 @@ func (l *listener) Addr() net.Addr { return l.inner.Addr() }
 func (l *listener) onConnect(c net.Conn) (io.ReadWriteCloser, *gortmp.ConnConfig) {
 	nc := c.(*netConn)
 	h := newConn(l.s, nc)
-	return nc, h.rtmpConfig()
+	// The guard ends the connection, not the process, on AMF0 that go-amf0 must not decode.
+	return rtmpguard.NewConn(nc), h.rtmpConfig()
 }
 
 // netConn is an accepted connection as go-rtmp sees it: it counts the bytes read, bounds
