@@ -132,7 +132,17 @@ func firstURI(pl string) string {
 // it names, and returns the latter's file name and text.
 func mediaPlaylist(t *testing.T, e *testEnv, playback string) (string, string) {
 	t.Helper()
-	r := get(t, e.url(playback, "index.m3u8"), "")
+	// The muxer starts on the hub's live event, which its own goroutine delivers: until
+	// then the stream is unknown to the server (404).
+	var r response
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r = get(t, e.url(playback, "index.m3u8"), "")
+		if r.status != http.StatusNotFound || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if r.status != http.StatusOK {
 		t.Fatalf("index.m3u8: %d %s", r.status, r.body)
 	}
