@@ -168,7 +168,36 @@ func checkRelayURL(raw string) error {
 	if strings.Trim(u.Path, "/") == "" {
 		return errorf(http.StatusBadRequest, "rtmp_url needs an application path, e.g. rtmp://host/app")
 	}
+	// The path must be written as it goes on the wire (RFC 3986 path characters, escapes
+	// valid): else the URL the key is appended to would be re-escaped differently and the
+	// key would not be the last segment the destination reads.
+	if p := rawPath(raw); !validPath(p) || u.EscapedPath() != p {
+		return errorf(http.StatusBadRequest, "rtmp_url has characters that are not allowed in a URL path")
+	}
 	return nil
+}
+
+// rawPath returns the path of an rtmp(s) URL as written: what follows scheme://authority.
+func rawPath(raw string) string {
+	_, rest, _ := strings.Cut(raw, "://")
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		return rest[i:]
+	}
+	return ""
+}
+
+// validPath reports whether p has only RFC 3986 path characters.
+func validPath(p string) bool {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-._~!$&'()*+,;=:@%/", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // checkRelayKey accepts a destination stream key: 1 to 512 bytes of UTF-8 without spaces
