@@ -52,7 +52,7 @@ for pkg in $(go list ./...); do
 		# time runs out while it minimizes a new input (no failing input written): run again
 		# once in that case; a real failure names its failing input.
 		for try in 1 2; do
-			if go test -run '^$' -fuzz "^${fz}\$" -fuzztime "$FUZZTIME" "$pkg" >/tmp/relaycast-fuzz.log 2>&1; then
+			if go test -run '^$' -fuzz "^${fz}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime 2s "$pkg" >/tmp/relaycast-fuzz.log 2>&1; then
 				break
 			fi
 			if [ "$try" = 1 ] && grep -q 'context deadline exceeded' /tmp/relaycast-fuzz.log &&
