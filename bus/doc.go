@@ -17,7 +17,9 @@
 // Each stream has one ring of units shared by all its readers; each [Reader] holds only a
 // position in it. [Publisher.Write] never blocks on readers and allocates nothing per
 // reader. Readers see units in the order they were written. A reader is driven by its
-// caller's goroutine ([Reader.Next]); the bus starts no goroutine per reader.
+// caller's goroutine ([Reader.Next]); the bus starts no goroutine per reader. A reader
+// whose output advances with the video (a muxer) may ask to be woken by video units only
+// (ReaderOptions.PaceByVideo): it then takes the units written since in one turn, in order.
 //
 // # Slow readers
 //

@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 // StartAt says where a new reader starts.
@@ -40,6 +41,15 @@ type ReaderOptions struct {
 	// Protocol labels the reader in the stream's stats ("hls", "rtmp", "whep", "relay",
 	// "vod", ...). Empty counts as "other".
 	Protocol string
+	// PaceByVideo wakes a waiting Next for video units only, when the stream has video: the
+	// audio (and other) units written since are then returned in the same turn, in order.
+	// Every paceLimit-th unit without video wakes it too, and so does any state change
+	// (publisher gone, stream ended). It is for consumers whose output advances with the
+	// video, such as a muxer that cuts segments and parts on video frames: they do the
+	// same work in the same order with fewer wake-ups (a wake-up costs a thread switch or
+	// two, more than muxing an audio frame), and their output is ready as early.
+	// Reader.SetPaceByVideo changes it later.
+	PaceByVideo bool
 }
 
 // Reader is one consumer's cursor in a stream's ring. Its methods other than Close are for
@@ -51,6 +61,8 @@ type Reader struct {
 	needKey bool
 	dropped uint64
 	wake    chan struct{}
+	// paced is ReaderOptions.PaceByVideo, read by the writer.
+	paced atomic.Bool
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -90,6 +102,21 @@ func (r *Reader) Next(ctx context.Context) (*Unit, error) {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+	}
+}
+
+// SetPaceByVideo turns ReaderOptions.PaceByVideo on or off, e.g. when a muxer restarts
+// without the video track. Safe from any goroutine.
+func (r *Reader) SetPaceByVideo(on bool) {
+	r.paced.Store(on)
+	r.wakeUp() // units written meanwhile may wait for a video unit
+}
+
+// wakeUp makes a waiting Next look at the ring again; it never blocks.
+func (r *Reader) wakeUp() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
 	}
 }
 

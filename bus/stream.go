@@ -62,6 +62,7 @@ type Stream struct {
 	external map[string]int
 
 	hasVideo     atomic.Bool
+	sincePaced   atomic.Uint32 // units written since readers that pace by video were woken
 	unitsIn      atomic.Uint64
 	bytesIn      atomic.Uint64
 	dropped      atomic.Uint64
@@ -276,20 +277,33 @@ func (s *Stream) write(u *Unit) {
 	}
 	s.unitsIn.Add(1)
 	s.bytesIn.Add(uint64(len(u.Payload)))
-	s.wakeAll()
+	// Readers that pace by video are woken by video units, or by every paceLimit-th unit
+	// since the last one (audio-only stretches, streams without video).
+	paced := u.Track.Codec.IsVideo() || !s.hasVideo.Load()
+	if paced || s.sincePaced.Add(1) >= paceLimit {
+		s.sincePaced.Store(0)
+		paced = true
+	}
+	for _, r := range *s.readers.Load() {
+		if paced || !r.paced.Load() {
+			r.wakeUp()
+		}
+	}
 }
+
+// paceLimit is how many units without video may pass before readers that pace by video are
+// woken anyway.
+const paceLimit = 16
 
 func (s *Stream) wakeAll() {
 	for _, r := range *s.readers.Load() {
-		select {
-		case r.wake <- struct{}{}:
-		default:
-		}
+		r.wakeUp()
 	}
 }
 
 func (s *Stream) subscribe(opts ReaderOptions) (*Reader, error) {
 	r := &Reader{s: s, opts: opts, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	r.paced.Store(opts.PaceByVideo)
 	s.mu.Lock()
 	if s.state == StateEnded {
 		s.mu.Unlock()

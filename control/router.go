@@ -105,6 +105,8 @@ func (s *Server) routes() http.Handler {
 	if s.cfg.WHEP != nil {
 		r.PathPrefix("/api/stream/{id}/webrtc/whep").Handler(s.cfg.WHEP)
 	}
+	// Last: the media routes above are the busiest and are matched in order.
+	s.pprofRoutes(r)
 	s.chatRoutes(r)
 	s.webhookRoutes(r)
 

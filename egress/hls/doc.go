@@ -34,6 +34,9 @@
 // the query in the URIs they list). Errors use relaycast's {"error","status"} shape. A
 // request for content that does not exist yet (the first playlist, a blocking playlist
 // reload, a preload-hinted part) waits at most Config.RequestTimeout, then gets 503.
+// Plain playlist requests (not Low-Latency HLS blocking reloads) are answered from
+// playlists rendered once per muxer update and kept per file, query and gap handling
+// (plcache.go), not rendered per request.
 // Playlists are sent with Cache-Control no-cache; segments, parts and init files (named
 // with the muxer's random prefix, never reused) with max-age=3600, immutable — "public"
 // for public streams, "private" when the request carried a credential (a private stream's
@@ -49,5 +52,7 @@
 // # Hot path
 //
 // Writing a unit to the muxer does no logging and no map lookup and reuses its slices;
-// muxer errors are counted and logged at most once per 10 s per stream.
+// muxer errors are counted and logged at most once per 10 s per stream. The stream's bus
+// reader paces by video when the muxer carries video (bus.ReaderOptions.PaceByVideo):
+// gohlslib cuts on video samples, so audio units are taken with the next video unit.
 package hls

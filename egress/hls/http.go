@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -30,13 +31,16 @@ func parsePath(p string) (id, file string, ok bool) {
 	return id, file, true
 }
 
+// anyOrigin is the shared value of Access-Control-Allow-Origin (header values are only read).
+var anyOrigin = []string{"*"}
+
 // ServeHTTP serves /api/stream/{playback_id}/hls/{file}: the multivariant playlist
 // index.m3u8, media playlists, init files, segments and Low-Latency HLS parts.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.requests.Add(1)
 	// Players on other origins may read HLS; access is checked by the Resolver, not by
 	// the origin.
-	w.Header().Set("Access-Control-Allow-Origin", "*")
+	w.Header()["Access-Control-Allow-Origin"] = anyOrigin
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 	case http.MethodOptions:
@@ -56,7 +60,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "stream not found")
 		return
 	}
-	token := r.URL.Query().Get("token")
+	token := queryValue(r.URL.RawQuery, "token")
 	if token == "" {
 		if v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
 			token = strings.TrimSpace(v)
@@ -89,7 +93,54 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st.sessions.touch(sessionKey(s.seed, r), time.Now().UnixNano())
-	s.serveMuxer(w, r, mx, file, token != "" || strings.HasPrefix(id, "ptk_"))
+	// Non-Apple players get LL-HLS playlists without gohlslib's leading EXT-X-GAP segments
+	// (playlist.go).
+	strip := false
+	if cacheablePlaylist(file, r.URL.RawQuery) {
+		strip = !keepsGaps(r.UserAgent())
+		k := playlistKey{file: file, query: r.URL.RawQuery, strip: strip}
+		e, known := mx.playlists.lookup(k)
+		if e == nil && known {
+			e = mx.playlists.render(mx, r, k)
+		}
+		if e != nil {
+			s.bytesServed.Add(uint64(e.write(w, r)))
+			return
+		}
+	} else if strings.HasSuffix(file, ".m3u8") {
+		strip = !keepsGaps(r.UserAgent())
+	}
+	s.serveMuxer(w, r, mx, file, token != "" || strings.HasPrefix(id, "ptk_"), strip)
+}
+
+// queryValue returns the first value of key in a raw query, as url.Values.Get would, without
+// parsing the whole query into a map.
+func queryValue(rawQuery, key string) string {
+	for rawQuery != "" {
+		var kv string
+		kv, rawQuery, _ = strings.Cut(rawQuery, "&")
+		if strings.Contains(kv, ";") {
+			continue // url.ParseQuery rejects it
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		if k != key {
+			if !strings.ContainsAny(k, "%+") {
+				continue
+			}
+			if uk, err := url.QueryUnescape(k); err != nil || uk != key {
+				continue
+			}
+		}
+		if !strings.ContainsAny(v, "%+") {
+			return v
+		}
+		uv, err := url.QueryUnescape(v)
+		if err != nil {
+			continue
+		}
+		return uv
+	}
+	return ""
 }
 
 // Gate states.
@@ -105,7 +156,7 @@ const (
 // RequestTimeout, the request gets 503 and the goroutine's later output is discarded; it
 // ends when the content appears or the muxer closes, and Close waits for it. Once Handle
 // starts answering it writes straight to w (no copy of the segment) and ServeHTTP waits.
-func (s *Server) serveMuxer(w http.ResponseWriter, r *http.Request, mx *muxer, file string, private bool) {
+func (s *Server) serveMuxer(w http.ResponseWriter, r *http.Request, mx *muxer, file string, private, strip bool) {
 	if s.abandoned.Load() >= maxAbandoned {
 		writeError(w, http.StatusServiceUnavailable, "too many pending requests")
 		return
@@ -119,14 +170,7 @@ func (s *Server) serveMuxer(w http.ResponseWriter, r *http.Request, mx *muxer, f
 	s.hwg.Add(1)
 	s.hmu.Unlock()
 
-	// gohlslib finds its handler by the path's last element; keep the query (_HLS_msn,
-	// _HLS_part, _HLS_skip, and token, which it copies into the URIs it lists).
-	r2 := new(http.Request)
-	*r2 = *r
-	u := *r.URL
-	u.Path, u.RawPath = "/"+file, ""
-	r2.URL = &u
-
+	r2 := muxerRequest(r, file)
 	g := &gate{
 		w:        w,
 		hdr:      make(http.Header, 2),
@@ -134,17 +178,20 @@ func (s *Server) serveMuxer(w http.ResponseWriter, r *http.Request, mx *muxer, f
 		playlist: strings.HasSuffix(file, ".m3u8"),
 		// Media fetched with a credential (a private stream's viewer) must not be kept by
 		// shared caches, which would hand it to anyone.
-		private: private,
-		// Non-Apple players get LL-HLS playlists without gohlslib's leading EXT-X-GAP
-		// segments (playlist.go).
-		stripGaps: strings.HasSuffix(file, ".m3u8") && !keepsGaps(r.UserAgent()),
+		private:   private,
+		stripGaps: strip,
 	}
+	cache := cacheablePlaylist(file, r.URL.RawQuery)
+	gen := mx.playlists.gen.Load() // before the render: see playlistCache
 	done := make(chan struct{})
 	go func() {
 		defer s.hwg.Done()
 		defer close(done)
 		mx.m.Handle(g, r2)
-		g.flush()
+		raw := g.flush()
+		if cache && raw != nil {
+			mx.playlists.store(playlistKey{file: file, query: r.URL.RawQuery, strip: strip}, gen, raw)
+		}
 		s.bytesServed.Add(uint64(g.n))
 		if !g.state.CompareAndSwap(gateWaiting, gateFinished) && g.state.Load() == gateAbandoned {
 			s.abandoned.Add(-1)
@@ -185,7 +232,8 @@ type gate struct {
 	private  bool
 	errored  bool
 	n        int64
-	// stripGaps buffers the playlist in buf and writes it without leading gaps in flush.
+	// A playlist is buffered in buf and written by flush (without its leading gaps when
+	// stripGaps is set), so that it can be cached.
 	stripGaps bool
 	buf       []byte
 }
@@ -215,10 +263,9 @@ func (g *gate) WriteHeader(code int) {
 	for k, v := range g.hdr {
 		h[k] = v
 	}
-	if g.stripGaps {
-		h.Del("Content-Length") // the body is rewritten
-	}
 	if g.playlist {
+		// Written by flush, perhaps rewritten; net/http sets the length.
+		h.Del("Content-Length")
 		// Playlists change every part/segment; gohlslib allows 30 s on the multivariant
 		// playlist, which would hide a restarted muxer from players and CDNs.
 		h.Set("Cache-Control", "no-cache")
@@ -240,7 +287,7 @@ func (g *gate) Write(p []byte) (int, error) {
 	if g.state.Load() != gateStreaming || g.errored {
 		return len(p), nil
 	}
-	if g.stripGaps {
+	if g.playlist {
 		g.buf = append(g.buf, p...)
 		return len(p), nil
 	}
@@ -249,14 +296,21 @@ func (g *gate) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// flush writes a buffered playlist once gohlslib is done with it.
-func (g *gate) flush() {
+// flush writes a buffered playlist once gohlslib is done with it and returns it as gohlslib
+// rendered it (nil when there was none: an error, an abandoned request).
+func (g *gate) flush() []byte {
 	if len(g.buf) == 0 || g.state.Load() != gateStreaming || g.errored {
-		return
+		return nil
 	}
-	n, _ := g.w.Write(stripLeadingGaps(g.buf))
+	raw := g.buf
+	body := raw
+	if g.stripGaps {
+		body = stripLeadingGaps(raw)
+	}
+	n, _ := g.w.Write(body)
 	g.n += int64(n)
 	g.buf = nil
+	return raw
 }
 
 // errorBody is relaycast's error shape.

@@ -212,7 +212,11 @@ func (s *Server) startStream(bs *bus.Stream) {
 		delete(s.streams, id)
 		old.cancel()
 	}
-	r, err := s.cfg.Hub.Subscribe(s.ctx, id, bus.ReaderOptions{Protocol: "hls"})
+	// Paced by video: gohlslib cuts parts and segments on video samples, so taking the
+	// audio units with the next video unit gives the same parts, as early, with fewer
+	// wake-ups (an always-on muxer's main cost with no viewer). A muxer without a video
+	// track turns it off (stream.restart).
+	r, err := s.cfg.Hub.Subscribe(s.ctx, id, bus.ReaderOptions{Protocol: "hls", PaceByVideo: true})
 	if err != nil {
 		return // ended meanwhile
 	}

@@ -396,6 +396,9 @@ func TestReconnectWithinGraceContinuesPlaylist(t *testing.T) {
 func testReconnect(t *testing.T, c *clip, cfg Config) {
 	e := newTestEnv(t, cfg, bus.Config{ReconnectGrace: 10 * time.Second})
 	f := startFeed(t, e.hub, "a", c, 4)
+	// The muxer starts on EventLive, delivered on the hub's event goroutine: until then the
+	// stream is unknown here (404).
+	waitFor(t, 5*time.Second, "muxer after EventLive", func() bool { return e.srv.Stats().Muxers == 1 })
 	var name, before string
 	// Wait until the window slides (media sequence > 0).
 	waitFor(t, 10*time.Second, "segments to roll", func() bool {

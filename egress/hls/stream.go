@@ -45,6 +45,10 @@ type muxer struct {
 	m      *gohlslib.Muxer
 	tracks []*bus.Track   // bus tracks by index, as they were when the muxer started
 	w      []*trackWriter // by bus track index; nil for tracks the muxer does not carry
+	// hasVideo tells whether m carries a video track (it then leads part and segment cuts).
+	hasVideo bool
+	// playlists caches the playlists m rendered (plcache.go).
+	playlists playlistCache
 }
 
 func (st *stream) run() {
@@ -84,6 +88,8 @@ func (st *stream) run() {
 		if err := st.write(mx, mx.w[i], u); err != nil {
 			st.encodeError(err)
 		}
+		// The playlists may have changed (a part or segment was cut).
+		mx.playlists.gen.Add(1)
 	}
 }
 
@@ -166,6 +172,9 @@ func (st *stream) restart(trigger *bus.Track) *muxer {
 		tracks[trigger.Index] = trigger
 	}
 	mx := st.srv.newMuxer(tracks, st.log, st.encodeError)
+	// gohlslib cuts parts and segments on the video track when it carries one, else on the
+	// audio: the reader paces by video only in the first case (see bus.ReaderOptions).
+	st.reader.SetPaceByVideo(mx.hasVideo)
 	old := st.cur
 	st.cur = mx
 	if mx.m != nil {
@@ -255,5 +264,6 @@ func (s *Server) newMuxer(tracks []*bus.Track, log *slog.Logger, onErr func(erro
 		return mx
 	}
 	mx.m = m
+	mx.hasVideo = hasVideo
 	return mx
 }

@@ -159,6 +159,7 @@ func (c *conn) OnPublish(_ *gortmp.StreamContext, _ uint32, cmd *message.NetStre
 	c.s.publishers.Add(1)
 	// The handshake deadline ends here; from now on only media keeps the connection open.
 	_ = c.nc.SetReadDeadline(now.Add(c.s.cfg.IdleTimeout))
+	c.nc.bufferReads(publisherReadBuffer)
 	c.refreshed = now
 	c.log.Info("publishing", "name", grant.Name, "key", c.redacted,
 		"setup", now.Sub(c.opened).Round(time.Millisecond))

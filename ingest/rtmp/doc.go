@@ -49,4 +49,6 @@
 // read through an [rtmpguard.Conn]), an unsupported codec, nothing during setup
 // (HandshakeTimeout) or no media while publishing (IdleTimeout); one log line says why.
 // Per packet the server allocates the unit and one copy of the payload and logs nothing.
+// A publisher's socket is read ahead 64 KiB at a time, on Linux with raw read(2) calls
+// that do not wake the Go runtime's monitor thread (rawread_linux.go).
 package rtmp

@@ -113,11 +113,62 @@ type netConn struct {
 	// readErr is the first read error; written and read on the connection's goroutine.
 	readErr error
 
+	// rbuf[rpos:rend] holds bytes read ahead for go-rtmp (bufferReads); rerr is an error
+	// that came with bytes read ahead, returned once they are consumed.
+	rbuf       []byte
+	rpos, rend int
+	rerr       error
+	// raw reads the socket once bufferReads was called, when the platform allows
+	// (rawread_linux.go); nil otherwise.
+	raw *rawReader
+
 	closeOnce sync.Once
 }
 
+// publisherReadBuffer is how much a publisher's connection reads from the socket at once.
+// go-rtmp reads through a 4 KiB bufio.Reader; a publisher's frames come in bursts of many
+// small chunks (ffmpeg: 128-byte chunks, each its own write), so a 4 KiB read often ends
+// in the middle of a burst: the larger read takes the burst in one system call. Players
+// keep go-rtmp's buffer alone: they send little, and there may be thousands of them.
+const publisherReadBuffer = 64 << 10
+
+// bufferReads makes later reads fill a buffer of size n ahead of go-rtmp's. It is called
+// on the connection's goroutine, between two of go-rtmp's reads.
+func (c *netConn) bufferReads(n int) {
+	if c.rbuf == nil {
+		c.rbuf = make([]byte, n)
+		c.raw = newRawReader(c.Conn)
+	}
+}
+
 func (c *netConn) Read(b []byte) (int, error) {
-	n, err := c.Conn.Read(b)
+	if c.rbuf == nil {
+		return c.readConn(b)
+	}
+	if c.rpos == c.rend {
+		if err := c.rerr; err != nil {
+			c.rerr = nil
+			return 0, err
+		}
+		n, err := c.readConn(c.rbuf)
+		if n == 0 {
+			return 0, err
+		}
+		c.rpos, c.rend, c.rerr = 0, n, err
+	}
+	n := copy(b, c.rbuf[c.rpos:c.rend])
+	c.rpos += n
+	return n, nil
+}
+
+func (c *netConn) readConn(b []byte) (int, error) {
+	var n int
+	var err error
+	if c.raw != nil {
+		n, err = c.raw.Read(b)
+	} else {
+		n, err = c.Conn.Read(b)
+	}
 	if n > 0 {
 		c.s.bytesIn.Add(uint64(n))
 	}
