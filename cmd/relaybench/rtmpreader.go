@@ -19,7 +19,7 @@ import (
 	"github.com/yutopp/go-rtmp/handshake"
 	"github.com/yutopp/go-rtmp/message"
 
-	"github.com/relaycast/relaycast/ingest/rtmpguard"
+	rtmpegress "github.com/relaycast/relaycast/egress/rtmp"
 )
 
 // errRTMPRejected is a play the server refused (an onStatus or _error of level error).
@@ -186,7 +186,7 @@ func (c *rtmpPlayer) await(txn int64) ([]any, error) {
 			}
 			continue
 		}
-		args := decodeAMF(cmd.Body)
+		args := rtmpegress.DecodeCommandArgs(cmd.Body)
 		switch {
 		case cmd.CommandName == "_result" && cmd.TransactionID == txn:
 			if len(args) == 0 {
@@ -224,7 +224,7 @@ func (c *rtmpPlayer) play(msid uint32) error {
 			if m.CommandName != "onStatus" {
 				continue
 			}
-			args := decodeAMF(m.Body)
+			args := rtmpegress.DecodeCommandArgs(m.Body)
 			if level, _ := statusInfo(args)["level"].(string); level == "error" {
 				return fmt.Errorf("%w: %s", errRTMPRejected, describeStatus(args))
 			}
@@ -284,25 +284,6 @@ func (c *rtmpPlayer) control(msg message.Message) error {
 		}
 	}
 	return nil
-}
-
-// decodeAMF decodes the AMF0 values of a command body (after its name and transaction).
-func decodeAMF(r io.Reader) (args []any) {
-	defer func() { _ = recover() }() // go-amf0 decodes through reflection
-	// go-amf0 allocates an array's declared length before reading it: check the body first.
-	b, err := io.ReadAll(r)
-	if err != nil || rtmpguard.CheckAMF0(b) != nil {
-		return nil
-	}
-	dec := amf0.NewDecoder(bytes.NewReader(b))
-	for len(args) < 8 {
-		var v any
-		if err := dec.Decode(&v); err != nil {
-			break
-		}
-		args = append(args, v)
-	}
-	return args
 }
 
 // statusInfo returns the first object among args: an onStatus or _error information.

@@ -219,7 +219,7 @@ func (c *clientConn) await(txn float64, status string) ([]any, error) {
 			}
 			continue
 		}
-		args := decodeArgs(cmd.Body)
+		args := DecodeCommandArgs(cmd.Body)
 		switch cmd.CommandName {
 		case "_result":
 			if status == "" && float64(cmd.TransactionID) == txn {
@@ -316,10 +316,10 @@ func (c *clientConn) close() {
 	})
 }
 
-// decodeArgs decodes the AMF0 values of a command body (after its name and transaction).
-// A body rtmpguard.CheckAMF0 refuses has no values: go-amf0 could allocate 32 GiB for a
+// DecodeCommandArgs decodes the AMF0 values of a command body (after its name and
+// transaction id), at most 8. A body rtmpguard.CheckAMF0 refuses has no values: go-amf0 could allocate 32 GiB for a
 // few bytes of it, a fatal error, and the server at the other end is not trusted.
-func decodeArgs(r io.Reader) (args []any) {
+func DecodeCommandArgs(r io.Reader) (args []any) {
 	defer func() { _ = recover() }() // go-amf0 decodes through reflection
 	b, err := io.ReadAll(r)
 	if err != nil || rtmpguard.CheckAMF0(b) != nil {

@@ -321,7 +321,7 @@ func (p *playClient) readMedia(d time.Duration, n int) (*media, error) {
 			}
 		case *message.CommandMessage:
 			if msg.CommandName == "onStatus" {
-				code, _ := infoObject(decodeArgs(msg.Body))["code"].(string)
+				code, _ := infoObject(DecodeCommandArgs(msg.Body))["code"].(string)
 				m.statuses = append(m.statuses, code)
 			}
 		default:

@@ -249,7 +249,7 @@ func TestClientHostileServer(t *testing.T) {
 	if err != nil || len(args) != 0 {
 		t.Fatalf("await: %v, %v", args, err)
 	}
-	if args := decodeArgs(bytes.NewReader(amf0Values(statusInfo("status", "NetStream.Publish.Start", "")))); infoObject(args)["code"] != "NetStream.Publish.Start" {
+	if args := DecodeCommandArgs(bytes.NewReader(amf0Values(statusInfo("status", "NetStream.Publish.Start", "")))); infoObject(args)["code"] != "NetStream.Publish.Start" {
 		t.Fatalf("a well-formed status: %v", args)
 	}
 }

@@ -212,7 +212,7 @@ func (p *Publisher) readLoop() {
 			if m.CommandName != "onStatus" {
 				continue
 			}
-			args := decodeArgs(m.Body)
+			args := DecodeCommandArgs(m.Body)
 			if level, _ := infoObject(args)["level"].(string); level == "error" {
 				p.fail(fmt.Errorf("rtmp publish to %s: %w: %s", p.c.t.redacted, ErrRejected,
 					scrubText(describe(args), p.c.t.name)))
